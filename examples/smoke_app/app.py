@@ -1,0 +1,32 @@
+"""The canonical smoke app: the tiny contract that release, proxy, e2e and load checks share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from fluxlit import FluxLit
+
+SMOKE_MARKER = "fluxlit_smoke_ok"
+
+app = FluxLit(title="FluxLit Smoke")
+
+
+@app.api.get("/smoke")
+def smoke() -> dict[str, str]:
+    return {"status": "ok", "marker": SMOKE_MARKER}
+
+
+@app.api.get("/request-id")
+def request_id(request: Request) -> dict[str, str | None]:
+    return {"request_id": request.headers.get("x-request-id")}
+
+
+@app.page("/", title="Home")
+def home(st: Any, client: Any) -> None:
+    st.title("FluxLit Smoke")
+    data = client.get("/smoke").json()
+    st.write(f"API says: {data['marker']}")
+    if st.button("Ping"):
+        st.write("pong")

@@ -1,0 +1,120 @@
+"""The FluxLit app object: a FastAPI app for `/api` plus a registry of Streamlit pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from fastapi import FastAPI
+
+from fluxlit.settings import Settings
+
+PageHandler = Callable[..., Any]
+HandlerT = TypeVar("HandlerT", bound=PageHandler)
+
+
+@dataclass(frozen=True)
+class PageRecord:
+    """One registered page: where it lives, how the sidebar shows it, and the function that renders it."""
+
+    path: str
+    title: str
+    handler: PageHandler
+    icon: str | None = None
+    tags: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def slug(self) -> str:
+        """Streamlit's url_path for the page: "" for the home page, else the path without slashes."""
+        return self.path.strip("/").replace("/", "-")
+
+
+def normalize_page_path(path: str) -> str:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError(f"page path {path!r} must start with '/': try '/{str(path).strip('/')}'")
+    stripped = path.strip("/")
+    return "/" + stripped if stripped else "/"
+
+
+def _describe(handler: PageHandler) -> str:
+    return f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', repr(handler))}"
+
+
+@dataclass
+class _PageRegistry:
+    by_path: dict[str, PageRecord] = field(default_factory=dict)
+
+    def add(self, record: PageRecord) -> None:
+        clash = self.by_path.get(record.path) or next(
+            (r for r in self.by_path.values() if r.slug == record.slug), None
+        )
+        if clash is not None:
+            raise ValueError(
+                f"page path {record.path!r} for {_describe(record.handler)} clashes with "
+                f"{clash.path!r} already registered by {_describe(clash.handler)}: give one of them another path"
+            )
+        self.by_path[record.path] = record
+
+
+class FluxLit:
+    """A FastAPI app (``app.api``) served under the API prefix and Streamlit pages (``@app.page``) at the root.
+
+    ``settings`` given here are the app's own defaults; ``fluxlit.toml``, ``FLUXLIT_*`` env vars and CLI flags
+    still override them when the app is served.
+    """
+
+    def __init__(
+        self,
+        title: str | None = None,
+        *,
+        settings: Settings | None = None,
+        fastapi_kwargs: Mapping[str, Any] | None = None,
+        streamlit_run_args: Sequence[str] = (),
+        streamlit_page_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.title = title or (settings.title if settings else "FluxLit")
+        kwargs = dict(fastapi_kwargs or {})
+        kwargs.setdefault("title", self.title)
+        self.api: FastAPI = FastAPI(**kwargs)
+        self.streamlit_run_args = tuple(streamlit_run_args)
+        self.streamlit_page_config = dict(streamlit_page_config or {})
+        self._pages = _PageRegistry()
+
+    def page(
+        self,
+        path: str,
+        *,
+        title: str | None = None,
+        icon: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> Callable[[HandlerT], HandlerT]:
+        """Register a Streamlit page; the handler is called as ``handler(st, client, ...)`` on each run."""
+        normalized = normalize_page_path(path)
+
+        def register(handler: HandlerT) -> HandlerT:
+            doc = (handler.__doc__ or "").strip().splitlines()
+            default_title = handler.__name__.replace("_", " ").title() if hasattr(handler, "__name__") else path
+            self._pages.add(
+                PageRecord(
+                    path=normalized,
+                    title=title or default_title,
+                    handler=handler,
+                    icon=icon,
+                    tags=tuple(tags),
+                    description=doc[0] if doc else "",
+                )
+            )
+            return handler
+
+        return register
+
+    @property
+    def pages(self) -> tuple[PageRecord, ...]:
+        """Pages in registration order (the sidebar order)."""
+        return tuple(self._pages.by_path.values())
+
+    def __repr__(self) -> str:
+        return f"FluxLit(title={self.title!r}, pages={[p.path for p in self.pages]})"

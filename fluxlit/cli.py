@@ -1,0 +1,135 @@
+"""The `fluxlit` command line: serve an app, show the effective configuration."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from fluxlit import __version__
+from fluxlit.errors import FluxLitError
+from fluxlit.exit_codes import ExitCode
+from fluxlit.settings import SPECS_BY_NAME
+from fluxlit.settings_sources import ResolvedSettings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EPILOG = (
+    "Settings come from, highest first: flags, FLUXLIT_* environment variables, fluxlit.toml "
+    "(or [tool.fluxlit] in pyproject.toml), the app's own settings, then defaults. "
+    "Run 'fluxlit config' to see every value and where it came from."
+)
+
+
+def _flag_help(name: str) -> str:
+    spec = SPECS_BY_NAME[name]
+    return f"{spec.help} [env: {spec.env}]"
+
+
+def settings_options(func: F) -> F:
+    """The flags shared by every command that resolves settings."""
+    options = [
+        click.option("--host", default=None, metavar="HOST", help=_flag_help("host")),
+        click.option("--port", default=None, type=int, metavar="PORT", help=_flag_help("port")),
+        click.option("--bind", "binds", multiple=True, metavar="ADDR", help=_flag_help("binds") + " Repeatable."),
+        click.option("--root-path", default=None, metavar="PATH", help=_flag_help("root_path")),
+        click.option("--api-prefix", "api_mount_path", default=None, metavar="PATH", help=_flag_help("api_mount_path")),
+        click.option(
+            "--on-child-exit",
+            default=None,
+            type=click.Choice(["restart", "exit"]),
+            help=_flag_help("on_child_exit"),
+        ),
+        click.option("--graceful-timeout", "graceful_timeout_s", default=None, type=float, metavar="SECONDS", help=_flag_help("graceful_timeout_s")),
+        click.option("--certfile", default=None, metavar="FILE", help=_flag_help("certfile")),
+        click.option("--keyfile", default=None, metavar="FILE", help=_flag_help("keyfile")),
+        click.option("--state-file", default=None, metavar="FILE", help=_flag_help("state_file")),
+        click.option("--log-level", default=None, type=click.Choice(["critical", "error", "warning", "info", "debug"]), help=_flag_help("log_level")),
+        click.option("--log-format", default=None, type=click.Choice(["auto", "json", "console"]), help=_flag_help("log_format")),
+        click.option("--metrics/--no-metrics", default=None, help=_flag_help("metrics")),
+        click.argument("target", required=False),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def resolve(cli_values: dict[str, Any]) -> ResolvedSettings:
+    """Settings from CLI values (None = not given) over env, project file and defaults."""
+    return load_settings(cli_values)
+
+
+def fail(error: FluxLitError) -> None:
+    click.echo(f"fluxlit: error: {error}", err=True)
+    sys.exit(int(error.exit_code))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EPILOG)
+@click.version_option(__version__, prog_name="fluxlit")
+def main() -> None:
+    """FastAPI and Streamlit on one port.
+
+    \b
+    fluxlit serve app:app      serve the API under /api and the Streamlit pages at /
+    fluxlit config app:app     show every effective setting and its source
+    """
+
+
+@main.command(epilog=EPILOG)
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {settings: [{name, value, source, env, flag, toml_key}]}.")
+def config(as_json: bool, **cli_values: Any) -> None:
+    """Show the effective configuration and where each value came from.
+
+    TARGET is the app, as for 'fluxlit serve' (default: FLUXLIT_APP, then the project file, then app:app).
+    """
+    try:
+        resolved = resolve(cli_values)
+    except FluxLitError as error:
+        fail(error)
+        return
+    rows = resolved.report()
+    if as_json:
+        click.echo(json.dumps({"project_file": resolved.project_file, "settings": rows}, indent=2))
+        return
+    width = max(len(row["name"]) for row in rows)
+    vwidth = max(len(json.dumps(row["value"])) for row in rows)
+    for row in rows:
+        click.echo(f"{row['name']:<{width}}  {json.dumps(row['value']):<{vwidth}}  {row['source']}")
+    click.echo(f"\nproject file: {resolved.project_file or 'none found'}")
+
+
+@main.command(epilog=EPILOG)
+@settings_options
+def serve(**cli_values: Any) -> None:
+    """Serve TARGET: the API under the API prefix and the Streamlit pages on the same port.
+
+    TARGET is 'module:attr', 'module:factory()' or 'path/to/app.py:attr'
+    (default: FLUXLIT_APP, then the project file, then app:app).
+    Stops gracefully on SIGTERM/SIGINT; SIGHUP restarts the Streamlit child.
+    Exit codes: 0 clean stop, 2 usage, 3 target import failed, 4 Streamlit failed to start,
+    5 crash budget exhausted, 6 port unavailable, 7 Streamlit exited with --on-child-exit=exit.
+    """
+    from fluxlit.serve import serve_command
+
+    try:
+        resolved = resolve(cli_values)
+        code = serve_command(resolved)
+    except FluxLitError as error:
+        fail(error)
+        return
+    sys.exit(int(code))
+
+
+def run() -> None:  # pragma: no cover - console entry point wrapper
+    main(prog_name="fluxlit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
+
+
+__all__ = ["ExitCode", "main"]

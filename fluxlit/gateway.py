@@ -1,0 +1,205 @@
+"""The gateway: one plain ASGI callable that routes each request to the API, an internal endpoint or the proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from fluxlit.app import FluxLit
+from fluxlit.asgi import ASGIApp, Message, Receive, Scope, Send, send_json, send_text
+from fluxlit.paths import DOCS_PATHS, is_under, normalize_mount, strip_mount
+from fluxlit.settings import Settings
+from fluxlit.request_id import REQUEST_ID_HEADER, pick_request_id
+from fluxlit.upstream_status import UpstreamStatus, UpstreamStatusSource, no_upstream
+
+NO_UPSTREAM_RETRY_AFTER = b"5"
+
+
+@dataclass(frozen=True)
+class GatewayRoutes:
+    """The path layout of one gateway, normalised (see fluxlit.paths)."""
+
+    api_prefix: str = "/api"
+    root_path: str = ""
+    internal: Mapping[str, ASGIApp] = field(default_factory=dict)
+
+
+class Gateway:
+    """Dispatches on the path below the public mount; see ARCHITECTURE.md, "Data flow of one request"."""
+
+    def __init__(
+        self,
+        api: ASGIApp,
+        routes: GatewayRoutes,
+        *,
+        upstream_status: UpstreamStatusSource = no_upstream,
+        proxy: ASGIApp | None = None,
+    ) -> None:
+        self.api = api
+        self.routes = routes
+        self.upstream_status = upstream_status
+        self.proxy = proxy
+        self._api_root = routes.root_path + routes.api_prefix
+        self._health = self._api_root + "/healthz"
+        self._ready = self._api_root + "/readyz"
+        self._stopping = False
+
+    def begin_stopping(self) -> None:
+        """Readiness answers 503 from now on (a graceful stop has begun)."""
+        self._stopping = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self.api(scope, receive, send)
+            return
+        request_id = _take_request_id(scope)
+        send = _with_request_id(send, request_id, kind)
+        routes = self.routes
+        rel = strip_mount(scope["path"], scope.get("raw_path"), routes.root_path)
+        if is_under(rel.path, routes.api_prefix):
+            await self._to_api(scope, receive, send, rel.path, rel.raw_path)
+            return
+        internal = routes.internal.get(rel.path)
+        if internal is not None:
+            await internal(scope, receive, send)
+            return
+        if kind == "http" and rel.path in DOCS_PATHS and scope["method"] in ("GET", "HEAD"):
+            await _redirect_to_api(scope, send, self._api_root + rel.path)
+            return
+        await self._to_proxy(scope, receive, send, rel.path, rel.raw_path)
+
+    async def _to_api(self, scope: Scope, receive: Receive, send: Send, path: str, raw_path: bytes) -> None:
+        full = self.routes.root_path + path
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            if full == self._health:
+                await send_json(send, 200, {"status": "ok"})
+                return
+            if full == self._ready:
+                await self._readiness(send)
+                return
+        # Starlette strips root_path from path itself, so the API sees the full public path and the
+        # mount + prefix as root_path: routes whose own path starts with the prefix still match.
+        api_scope = dict(scope)
+        api_scope["path"] = full
+        api_scope["raw_path"] = self.routes.root_path.encode("ascii") + raw_path
+        api_scope["root_path"] = self._api_root
+        await self.api(api_scope, receive, send)
+
+    async def _readiness(self, send: Send) -> None:
+        if self._stopping:
+            await send_json(
+                send, 503, {"status": "not_ready", "streamlit": "stopping"}, [(b"retry-after", b"5")]
+            )
+            return
+        status = self.upstream_status()
+        if status.state == "not_configured":
+            await send_json(send, 200, {"status": "ready", "streamlit": "not_configured"})
+        elif status.ready:
+            await send_json(send, 200, {"status": "ready", "streamlit": "ok", "generation": status.generation})
+        else:
+            await send_json(
+                send,
+                503,
+                _not_ready_payload(status),
+                [(b"retry-after", str(status.retry_after_seconds).encode())],
+            )
+
+    async def _to_proxy(self, scope: Scope, receive: Receive, send: Send, path: str, raw_path: bytes) -> None:
+        if self.proxy is None:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1013, "reason": "no Streamlit upstream"})
+                return
+            await send_text(
+                send,
+                503,
+                "FluxLit: no Streamlit upstream is configured for this gateway.\n",
+                [(b"retry-after", NO_UPSTREAM_RETRY_AFTER)],
+            )
+            return
+        proxy_scope = dict(scope)
+        proxy_scope["path"] = path
+        proxy_scope["raw_path"] = raw_path
+        proxy_scope["root_path"] = self.routes.root_path
+        await self.proxy(proxy_scope, receive, send)
+
+
+def _not_ready_payload(status: UpstreamStatus) -> dict[str, object]:
+    payload: dict[str, object] = {"status": "not_ready", "streamlit": status.state}
+    if status.detail:
+        payload["detail"] = status.detail
+    return payload
+
+
+def _take_request_id(scope: Scope) -> str:
+    """Pick the request id and make it the only x-request-id header the rest of the stack sees."""
+    headers = scope["headers"]
+    inbound = None
+    kept = []
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            inbound = value if inbound is None else inbound
+        else:
+            kept.append((name, value))
+    request_id = pick_request_id(inbound)
+    kept.append((REQUEST_ID_HEADER, request_id.encode("ascii")))
+    scope["headers"] = kept
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
+
+
+def _with_request_id(send: Send, request_id: str, kind: str) -> Send:
+    header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+    start = "http.response.start" if kind == "http" else "websocket.accept"
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == start:
+            headers = [h for h in message.get("headers", ()) if h[0].lower() != REQUEST_ID_HEADER]
+            headers.append(header)
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_with_id
+
+
+async def _redirect_to_api(scope: Scope, send: Send, location: str) -> None:
+    target = quote(location)
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    await send_text(send, 307, f"Moved to {target}\n", [(b"location", target.encode("latin-1"))])
+
+
+def build_gateway(
+    app: object,
+    settings: Settings | None = None,
+    *,
+    root_path: str | None = None,
+    api_prefix: str | None = None,
+    upstream_status: UpstreamStatusSource = no_upstream,
+    proxy: ASGIApp | None = None,
+    internal: Mapping[str, ASGIApp] | None = None,
+) -> Gateway:
+    """Compose a gateway for a FluxLit app or a plain ASGI app (served as the API with no pages).
+
+    Layout comes from ``settings`` (else the app's own settings, else defaults); ``root_path``/``api_prefix``
+    override them, normalised by the same rules as FLUXLIT_ROOT_PATH / FLUXLIT_API_MOUNT_PATH.
+    """
+    if isinstance(app, FluxLit):
+        api: ASGIApp = app.api
+        base = settings or app.settings or Settings()
+    elif callable(app):
+        api = app  # type: ignore[assignment]
+        base = settings or Settings()
+    else:
+        raise TypeError(f"build_gateway needs a FluxLit or an ASGI app, got {type(app).__name__}")
+    routes = GatewayRoutes(
+        api_prefix=base.api_mount_path
+        if api_prefix is None
+        else normalize_mount(api_prefix, name="api_prefix", allow_empty=False),
+        root_path=base.root_path
+        if root_path is None
+        else normalize_mount(root_path, name="root_path", allow_empty=True),
+        internal=dict(internal or {}),
+    )
+    return Gateway(api, routes, upstream_status=upstream_status, proxy=proxy)

@@ -1,0 +1,192 @@
+"""The one settings object of a run: every field with its env var, flag, file key, default and meaning."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fluxlit.errors import ConfigError
+from fluxlit.paths import normalize_mount
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """How one setting is spelled in each source and how its text is parsed."""
+
+    name: str
+    env: str
+    flag: str | None
+    help: str
+    parse: Callable[[Any, str], Any]
+    secret: bool = False
+
+    @property
+    def toml_key(self) -> str:
+        return self.name
+
+
+def _bad(where: str, value: Any, expected: str) -> ConfigError:
+    return ConfigError(f"{where}={value!r} is not valid: expected {expected}")
+
+
+def parse_str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _bad(where, value, "a string")
+    return value
+
+
+def parse_optional_str(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    text = parse_str(value, where).strip()
+    return text or None
+
+
+def parse_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _bad(where, value, "one of 1/true/yes/on or 0/false/no/off")
+
+
+def parse_port(value: Any, where: str) -> int:
+    try:
+        port = int(str(value).strip()) if not isinstance(value, bool) else -1
+    except ValueError:
+        raise _bad(where, value, "a port number from 0 to 65535, e.g. 8000") from None
+    if not 0 <= port <= 65535:
+        raise _bad(where, value, "a port number from 0 to 65535, e.g. 8000")
+    return port
+
+
+def _positive(kind: type[int] | type[float], *, allow_zero: bool) -> Callable[[Any, str], Any]:
+    floor = "0 or more" if allow_zero else "more than 0"
+
+    def parse(value: Any, where: str) -> Any:
+        try:
+            number = kind(str(value).strip()) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or number < 0 or (number == 0 and not allow_zero) or number != number:
+            raise _bad(where, value, f"a {'whole ' if kind is int else ''}number {floor}")
+        return number
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[Any, str], str]:
+    def parse(value: Any, where: str) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise _bad(where, value, "one of " + ", ".join(choices))
+        return text
+
+    return parse
+
+
+def _mount(*, allow_empty: bool) -> Callable[[Any, str], str]:
+    def parse(value: Any, where: str) -> str:
+        return normalize_mount(parse_str(value, where), name=where, allow_empty=allow_empty)
+
+    return parse
+
+
+def parse_binds(value: Any, where: str) -> tuple[str, ...]:
+    items = [str(v) for v in value] if isinstance(value, list | tuple) else str(value).split(",")
+    binds = tuple(item.strip() for item in items if item.strip())
+    for bind in binds:
+        if bind.startswith("unix:"):
+            if len(bind) == len("unix:"):
+                raise _bad(where, value, "'unix:/path/to.sock' with a path")
+            continue
+        host, sep, port = bind.rpartition(":")
+        if not sep or not host:
+            raise _bad(where, value, "'HOST:PORT' or 'unix:PATH' entries, e.g. 0.0.0.0:8000,unix:/run/app.sock")
+        parse_port(port, where)
+    return binds
+
+
+def _setting(default: Any, env: str, flag: str | None, help: str, parse: Callable[[Any, str], Any], **kw: Any) -> Any:
+    meta = {"env": env, "flag": flag, "help": help, "parse": parse, **kw}
+    if isinstance(default, list | dict):
+        raise TypeError("settings defaults must be immutable")
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective configuration of one run, built once (CLI > env > fluxlit.toml > app > defaults)."""
+
+    target: str = _setting("app:app", "FLUXLIT_APP", None, "The app to serve: 'module:attr', 'module:factory()' or 'path/app.py:attr'.", parse_str)
+    title: str = _setting("FluxLit", "FLUXLIT_TITLE", None, "Title for the API docs and the browser tab.", parse_str)
+    host: str = _setting("127.0.0.1", "FLUXLIT_GATEWAY_HOST", "--host", "Interface to listen on (0.0.0.0 for all IPv4).", parse_str)
+    port: int = _setting(8000, "FLUXLIT_GATEWAY_PORT", "--port", "Public port (0 picks a free one).", parse_port)
+    binds: tuple[str, ...] = _setting((), "FLUXLIT_BIND", "--bind", "Extra or replacement binds, comma separated: HOST:PORT or unix:PATH. When set, --host/--port are not used.", parse_binds)
+    api_mount_path: str = _setting("/api", "FLUXLIT_API_MOUNT_PATH", "--api-prefix", "Path prefix that routes to the FastAPI app.", _mount(allow_empty=False))
+    root_path: str = _setting("", "FLUXLIT_ROOT_PATH", "--root-path", "Public mount when served under a sub-path, e.g. /apps/demo.", _mount(allow_empty=True))
+    log_level: str = _setting("info", "FLUXLIT_LOG_LEVEL", "--log-level", "Log level: " + ", ".join(LOG_LEVELS) + ".", _choice(*LOG_LEVELS))
+    log_format: str = _setting("auto", "FLUXLIT_LOG_FORMAT", "--log-format", "Log format: json, console, or auto (console on a TTY, else JSON).", _choice("auto", "json", "console"))
+    metrics: bool = _setting(True, "FLUXLIT_ENABLE_GATEWAY_PROMETHEUS_METRICS", "--metrics/--no-metrics", "Serve Prometheus metrics.", parse_bool)
+    metrics_path: str = _setting("/__fluxlit/metrics", "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_PATH", None, "Path of the metrics endpoint (below the mount).", _mount(allow_empty=False))
+    upstream_connect_timeout_s: float = _setting(5.0, "FLUXLIT_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S", None, "Seconds to connect to Streamlit before answering 502.", _positive(float, allow_zero=False))
+    upstream_read_timeout_s: float = _setting(300.0, "FLUXLIT_GATEWAY_UPSTREAM_READ_TIMEOUT_S", None, "Seconds to wait for Streamlit's response before answering 504.", _positive(float, allow_zero=False))
+    max_proxy_request_body_bytes: int = _setting(0, "FLUXLIT_GATEWAY_MAX_PROXY_REQUEST_BODY_BYTES", None, "Largest request body proxied to Streamlit (0 = no limit); larger gets 413.", _positive(int, allow_zero=True))
+    on_child_exit: str = _setting("restart", "FLUXLIT_ON_CHILD_EXIT", "--on-child-exit", "When Streamlit dies: restart it (with backoff) or exit.", _choice("restart", "exit"))
+    restart_backoff_initial_s: float = _setting(0.5, "FLUXLIT_RESTART_BACKOFF_INITIAL_S", None, "First restart delay; doubles per failure.", _positive(float, allow_zero=True))
+    restart_backoff_max_s: float = _setting(30.0, "FLUXLIT_RESTART_BACKOFF_MAX_S", None, "Longest restart delay.", _positive(float, allow_zero=True))
+    restart_max_failures: int = _setting(5, "FLUXLIT_RESTART_MAX_FAILURES", None, "Crash budget: this many failures inside the window exits with code 5.", _positive(int, allow_zero=False))
+    restart_failure_window_s: float = _setting(60.0, "FLUXLIT_RESTART_FAILURE_WINDOW_S", None, "Crash budget window in seconds.", _positive(float, allow_zero=False))
+    child_start_timeout_s: float = _setting(60.0, "FLUXLIT_CHILD_START_TIMEOUT_S", None, "Seconds Streamlit may take to become healthy.", _positive(float, allow_zero=False))
+    graceful_timeout_s: float = _setting(10.0, "FLUXLIT_GRACEFUL_TIMEOUT_S", "--graceful-timeout", "Seconds in-flight requests get to finish on SIGTERM.", _positive(float, allow_zero=True))
+    certfile: str | None = _setting(None, "FLUXLIT_CERTFILE", "--certfile", "TLS certificate (PEM); enables HTTPS and HTTP/2.", parse_optional_str)
+    keyfile: str | None = _setting(None, "FLUXLIT_KEYFILE", "--keyfile", "TLS private key (PEM).", parse_optional_str)
+    state_file: str | None = _setting(None, "FLUXLIT_STREAMLIT_UPSTREAM_FILE", "--state-file", "Where to publish the upstream state (default: a per-run file under $XDG_RUNTIME_DIR or the temp dir).", parse_optional_str)
+
+    def __post_init__(self) -> None:
+        # Values given in code go through the same parsers as env and file values, so every source is checked alike.
+        for f in dataclasses.fields(self):
+            meta = f.metadata
+            object.__setattr__(self, f.name, meta["parse"](getattr(self, f.name), meta["env"]))
+        _check_combination(self)
+
+    def redacted(self) -> dict[str, Any]:
+        """Every value, with secrets masked, ready for JSON."""
+        out: dict[str, Any] = {}
+        for spec in SETTING_SPECS:
+            value = getattr(self, spec.name)
+            out[spec.name] = "[REDACTED]" if spec.secret and value else (list(value) if isinstance(value, tuple) else value)
+        return out
+
+
+def _check_combination(s: Settings) -> None:
+    if s.root_path and s.root_path == s.api_mount_path:
+        raise ConfigError(f"FLUXLIT_ROOT_PATH={s.root_path!r} equals the API prefix: choose a different mount")
+    if s.metrics_path == s.api_mount_path or s.metrics_path.startswith(s.api_mount_path + "/"):
+        raise ConfigError(
+            f"FLUXLIT_GATEWAY_PROMETHEUS_METRICS_PATH={s.metrics_path!r} lies under the API prefix "
+            f"{s.api_mount_path!r}: choose a path outside it, e.g. '/__fluxlit/metrics'"
+        )
+    if bool(s.certfile) != bool(s.keyfile):
+        raise ConfigError("TLS needs both --certfile and --keyfile (FLUXLIT_CERTFILE / FLUXLIT_KEYFILE): one is missing")
+    if s.restart_backoff_initial_s > s.restart_backoff_max_s:
+        raise ConfigError(
+            f"FLUXLIT_RESTART_BACKOFF_INITIAL_S={s.restart_backoff_initial_s} is larger than "
+            f"FLUXLIT_RESTART_BACKOFF_MAX_S={s.restart_backoff_max_s}: lower the first or raise the second"
+        )
+
+
+SETTING_SPECS: tuple[SettingSpec, ...] = tuple(
+    SettingSpec(name=f.name, **f.metadata) for f in dataclasses.fields(Settings)
+)
+SPECS_BY_NAME = {spec.name: spec for spec in SETTING_SPECS}
+DEFAULTS = Settings()

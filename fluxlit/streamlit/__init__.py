@@ -1,0 +1,1 @@
+"""The Streamlit side of FluxLit: the bundled entrypoint script lives here."""

@@ -1,0 +1,73 @@
+"""The command line: help that reads well, `config` output, exit codes for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fluxlit.cli import main
+from fluxlit.settings import SETTING_SPECS
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)
+    for spec in SETTING_SPECS:
+        monkeypatch.delenv(spec.env, raising=False)
+    return CliRunner()
+
+
+def test_top_level_help_lists_commands(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "serve" in result.output and "config" in result.output
+    assert "highest first: flags, FLUXLIT_* environment variables" in result.output
+
+
+@pytest.mark.parametrize("command", ["serve", "config"])
+def test_command_help_names_env_vars_for_flags(runner: CliRunner, command: str) -> None:
+    result = runner.invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    for text in ("--port", "FLUXLIT_GATEWAY_PORT", "--root-path", "FLUXLIT_ROOT_PATH", "--api-prefix"):
+        assert text in result.output
+
+
+def test_config_json_is_valid_and_every_value_has_a_source(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "fluxlit.toml").write_text("root_path = '/apps/x'\n")
+    result = runner.invoke(main, ["config", "my:app", "--port", "9123", "--json"], env={"FLUXLIT_LOG_LEVEL": "debug"})
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    rows = {row["name"]: row for row in document["settings"]}
+    assert set(rows) == {spec.name for spec in SETTING_SPECS}
+    assert all(row["source"] for row in rows.values())
+    assert (rows["target"]["value"], rows["target"]["source"]) == ("my:app", "cli")
+    assert (rows["port"]["value"], rows["port"]["source"]) == (9123, "cli")
+    assert (rows["log_level"]["value"], rows["log_level"]["source"]) == ("debug", "env")
+    assert rows["root_path"]["source"].startswith("file:")
+    assert rows["host"]["source"] == "default"
+
+
+def test_config_table_shows_values_and_sources(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["config", "--no-metrics"])
+    assert result.exit_code == 0
+    assert any(line.split()[:3] == ["metrics", "false", "cli"] for line in result.output.splitlines())
+
+
+@pytest.mark.parametrize("command", ["config", "serve"])
+def test_bad_setting_exits_2_with_the_fix(runner: CliRunner, command: str) -> None:
+    result = runner.invoke(main, [command], env={"FLUXLIT_API_MOUNT_PATH": "api/"})
+    assert result.exit_code == 2
+    assert "FLUXLIT_API_MOUNT_PATH='api/' must start with '/': try '/api'" in result.output
+
+
+def test_unknown_flag_is_a_usage_error(runner: CliRunner) -> None:
+    assert runner.invoke(main, ["serve", "--prot", "1"]).exit_code == 2
+
+
+def test_serve_with_missing_target_exits_3(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["serve", "nosuchmodule_xyz:app"])
+    assert result.exit_code == 3
+    assert "no module named 'nosuchmodule_xyz'" in result.output

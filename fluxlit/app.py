@@ -47,9 +47,7 @@ class _PageRegistry:
     by_path: dict[str, PageRecord] = field(default_factory=dict)
 
     def add(self, record: PageRecord) -> None:
-        clash = self.by_path.get(record.path) or next(
-            (r for r in self.by_path.values() if r.slug == record.slug), None
-        )
+        clash = self.by_path.get(record.path) or next((r for r in self.by_path.values() if r.slug == record.slug), None)
         if clash is not None:
             raise ValueError(
                 f"page path {record.path!r} for {_describe(record.handler)} clashes with "

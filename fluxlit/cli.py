@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -43,12 +45,29 @@ def settings_options(func: F) -> F:
             type=click.Choice(["restart", "exit"]),
             help=_flag_help("on_child_exit"),
         ),
-        click.option("--graceful-timeout", "graceful_timeout_s", default=None, type=float, metavar="SECONDS", help=_flag_help("graceful_timeout_s")),
+        click.option(
+            "--graceful-timeout",
+            "graceful_timeout_s",
+            default=None,
+            type=float,
+            metavar="SECONDS",
+            help=_flag_help("graceful_timeout_s"),
+        ),
         click.option("--certfile", default=None, metavar="FILE", help=_flag_help("certfile")),
         click.option("--keyfile", default=None, metavar="FILE", help=_flag_help("keyfile")),
         click.option("--state-file", default=None, metavar="FILE", help=_flag_help("state_file")),
-        click.option("--log-level", default=None, type=click.Choice(["critical", "error", "warning", "info", "debug"]), help=_flag_help("log_level")),
-        click.option("--log-format", default=None, type=click.Choice(["auto", "json", "console"]), help=_flag_help("log_format")),
+        click.option(
+            "--log-level",
+            default=None,
+            type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+            help=_flag_help("log_level"),
+        ),
+        click.option(
+            "--log-format",
+            default=None,
+            type=click.Choice(["auto", "json", "console"]),
+            help=_flag_help("log_format"),
+        ),
         click.option("--metrics/--no-metrics", default=None, help=_flag_help("metrics")),
         click.argument("target", required=False),
     ]
@@ -60,6 +79,10 @@ def settings_options(func: F) -> F:
 def resolve(cli_values: dict[str, Any]) -> ResolvedSettings:
     """Settings from CLI values (None = not given) over env, project file and defaults."""
     return load_settings(cli_values)
+
+
+def _exit_on_early_signal(signum: int, frame: FrameType | None) -> None:
+    sys.exit(int(ExitCode.OK))
 
 
 def fail(error: FluxLitError) -> None:
@@ -80,7 +103,12 @@ def main() -> None:
 
 @main.command(epilog=EPILOG)
 @settings_options
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: {settings: [{name, value, source, env, flag, toml_key}]}.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: {settings: [{name, value, source, env, flag, toml_key}]}.",
+)
 def config(as_json: bool, **cli_values: Any) -> None:
     """Show the effective configuration and where each value came from.
 
@@ -113,6 +141,8 @@ def serve(**cli_values: Any) -> None:
     Exit codes: 0 clean stop, 2 usage, 3 target import failed, 4 Streamlit failed to start,
     5 crash budget exhausted, 6 port unavailable, 7 Streamlit exited with --on-child-exit=exit.
     """
+    # As PID 1 the kernel ignores SIGTERM without a handler: install one before the slow imports below.
+    signal.signal(signal.SIGTERM, _exit_on_early_signal)
     from fluxlit.serve import serve_command
 
     try:

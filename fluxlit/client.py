@@ -36,7 +36,9 @@ class ApiClient:
         default_headers: Mapping[str, str] | None = None,
         auth_header_factory: AuthHeaderFactory | None = None,
     ) -> None:
-        self.base_url = (base_url or os.environ.get("FLUXLIT_INTERNAL_API_BASE") or DEFAULT_INTERNAL_API_BASE).rstrip("/")
+        self.base_url = (base_url or os.environ.get("FLUXLIT_INTERNAL_API_BASE") or DEFAULT_INTERNAL_API_BASE).rstrip(
+            "/"
+        )
         self.timeout = timeout
         self.default_headers = dict(default_headers or {})
         self.auth_header_factory = auth_header_factory
@@ -112,5 +114,7 @@ class ApiClient:
     def __enter__(self) -> ApiClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

@@ -9,8 +9,8 @@ from urllib.parse import quote
 from fluxlit.app import FluxLit
 from fluxlit.asgi import ASGIApp, Message, Receive, Scope, Send, send_json, send_text
 from fluxlit.paths import DOCS_PATHS, is_under, normalize_mount, strip_mount
-from fluxlit.settings import Settings
 from fluxlit.request_id import REQUEST_ID_HEADER, pick_request_id
+from fluxlit.settings import Settings
 from fluxlit.upstream_status import UpstreamStatus, UpstreamStatusSource, no_upstream
 
 NO_UPSTREAM_RETRY_AFTER = b"5"
@@ -89,9 +89,7 @@ class Gateway:
 
     async def _readiness(self, send: Send) -> None:
         if self._stopping:
-            await send_json(
-                send, 503, {"status": "not_ready", "streamlit": "stopping"}, [(b"retry-after", b"5")]
-            )
+            await send_json(send, 503, {"status": "not_ready", "streamlit": "stopping"}, [(b"retry-after", b"5")])
             return
         status = self.upstream_status()
         if status.state == "not_configured":
@@ -189,7 +187,7 @@ def build_gateway(
         api: ASGIApp = app.api
         base = settings or app.settings or Settings()
     elif callable(app):
-        api = app  # type: ignore[assignment]
+        api = app
         base = settings or Settings()
     else:
         raise TypeError(f"build_gateway needs a FluxLit or an ASGI app, got {type(app).__name__}")

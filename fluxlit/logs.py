@@ -1,4 +1,4 @@
-"""One logging setup for the process: structlog renders our lines and stdlib lines (hypercorn, supervisor, proxy, user code)."""
+"""One logging setup for the process: structlog renders our lines and every stdlib logger's (hypercorn, user code)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from typing import Any
 
 import structlog
 
-_LEVELS = {"critical": logging.CRITICAL, "error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
+_LEVELS = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
 
 
 def _shared_processors() -> list[Any]:

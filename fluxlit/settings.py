@@ -127,30 +127,156 @@ def _setting(default: Any, env: str, flag: str | None, help: str, parse: Callabl
 class Settings:
     """Effective configuration of one run, built once (CLI > env > fluxlit.toml > app > defaults)."""
 
-    target: str = _setting("app:app", "FLUXLIT_APP", None, "The app to serve: 'module:attr', 'module:factory()' or 'path/app.py:attr'.", parse_str)
+    target: str = _setting(
+        "app:app",
+        "FLUXLIT_APP",
+        None,
+        "The app to serve: 'module:attr', 'module:factory()' or 'path/app.py:attr'.",
+        parse_str,
+    )
     title: str = _setting("FluxLit", "FLUXLIT_TITLE", None, "Title for the API docs and the browser tab.", parse_str)
-    host: str = _setting("127.0.0.1", "FLUXLIT_GATEWAY_HOST", "--host", "Interface to listen on (0.0.0.0 for all IPv4).", parse_str)
+    host: str = _setting(
+        "127.0.0.1",
+        "FLUXLIT_GATEWAY_HOST",
+        "--host",
+        "Interface to listen on (0.0.0.0 for all IPv4).",
+        parse_str,
+    )
     port: int = _setting(8000, "FLUXLIT_GATEWAY_PORT", "--port", "Public port (0 picks a free one).", parse_port)
-    binds: tuple[str, ...] = _setting((), "FLUXLIT_BIND", "--bind", "Extra or replacement binds, comma separated: HOST:PORT or unix:PATH. When set, --host/--port are not used.", parse_binds)
-    api_mount_path: str = _setting("/api", "FLUXLIT_API_MOUNT_PATH", "--api-prefix", "Path prefix that routes to the FastAPI app.", _mount(allow_empty=False))
-    root_path: str = _setting("", "FLUXLIT_ROOT_PATH", "--root-path", "Public mount when served under a sub-path, e.g. /apps/demo.", _mount(allow_empty=True))
-    log_level: str = _setting("info", "FLUXLIT_LOG_LEVEL", "--log-level", "Log level: " + ", ".join(LOG_LEVELS) + ".", _choice(*LOG_LEVELS))
-    log_format: str = _setting("auto", "FLUXLIT_LOG_FORMAT", "--log-format", "Log format: json, console, or auto (console on a TTY, else JSON).", _choice("auto", "json", "console"))
-    metrics: bool = _setting(True, "FLUXLIT_ENABLE_GATEWAY_PROMETHEUS_METRICS", "--metrics/--no-metrics", "Serve Prometheus metrics.", parse_bool)
-    metrics_path: str = _setting("/__fluxlit/metrics", "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_PATH", None, "Path of the metrics endpoint (below the mount).", _mount(allow_empty=False))
-    upstream_connect_timeout_s: float = _setting(5.0, "FLUXLIT_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S", None, "Seconds to connect to Streamlit before answering 502.", _positive(float, allow_zero=False))
-    upstream_read_timeout_s: float = _setting(300.0, "FLUXLIT_GATEWAY_UPSTREAM_READ_TIMEOUT_S", None, "Seconds to wait for Streamlit's response before answering 504.", _positive(float, allow_zero=False))
-    max_proxy_request_body_bytes: int = _setting(0, "FLUXLIT_GATEWAY_MAX_PROXY_REQUEST_BODY_BYTES", None, "Largest request body proxied to Streamlit (0 = no limit); larger gets 413.", _positive(int, allow_zero=True))
-    on_child_exit: str = _setting("restart", "FLUXLIT_ON_CHILD_EXIT", "--on-child-exit", "When Streamlit dies: restart it (with backoff) or exit.", _choice("restart", "exit"))
-    restart_backoff_initial_s: float = _setting(0.5, "FLUXLIT_RESTART_BACKOFF_INITIAL_S", None, "First restart delay; doubles per failure.", _positive(float, allow_zero=True))
-    restart_backoff_max_s: float = _setting(30.0, "FLUXLIT_RESTART_BACKOFF_MAX_S", None, "Longest restart delay.", _positive(float, allow_zero=True))
-    restart_max_failures: int = _setting(5, "FLUXLIT_RESTART_MAX_FAILURES", None, "Crash budget: this many failures inside the window exits with code 5.", _positive(int, allow_zero=False))
-    restart_failure_window_s: float = _setting(60.0, "FLUXLIT_RESTART_FAILURE_WINDOW_S", None, "Crash budget window in seconds.", _positive(float, allow_zero=False))
-    child_start_timeout_s: float = _setting(60.0, "FLUXLIT_CHILD_START_TIMEOUT_S", None, "Seconds Streamlit may take to become healthy.", _positive(float, allow_zero=False))
-    graceful_timeout_s: float = _setting(10.0, "FLUXLIT_GRACEFUL_TIMEOUT_S", "--graceful-timeout", "Seconds in-flight requests get to finish on SIGTERM.", _positive(float, allow_zero=True))
-    certfile: str | None = _setting(None, "FLUXLIT_CERTFILE", "--certfile", "TLS certificate (PEM); enables HTTPS and HTTP/2.", parse_optional_str)
+    binds: tuple[str, ...] = _setting(
+        (),
+        "FLUXLIT_BIND",
+        "--bind",
+        "Extra or replacement binds, comma separated: HOST:PORT or unix:PATH. When set, --host/--port are not used.",
+        parse_binds,
+    )
+    api_mount_path: str = _setting(
+        "/api",
+        "FLUXLIT_API_MOUNT_PATH",
+        "--api-prefix",
+        "Path prefix that routes to the FastAPI app.",
+        _mount(allow_empty=False),
+    )
+    root_path: str = _setting(
+        "",
+        "FLUXLIT_ROOT_PATH",
+        "--root-path",
+        "Public mount when served under a sub-path, e.g. /apps/demo.",
+        _mount(allow_empty=True),
+    )
+    log_level: str = _setting(
+        "info",
+        "FLUXLIT_LOG_LEVEL",
+        "--log-level",
+        "Log level: " + ", ".join(LOG_LEVELS) + ".",
+        _choice(*LOG_LEVELS),
+    )
+    log_format: str = _setting(
+        "auto",
+        "FLUXLIT_LOG_FORMAT",
+        "--log-format",
+        "Log format: json, console, or auto (console on a TTY, else JSON).",
+        _choice("auto", "json", "console"),
+    )
+    metrics: bool = _setting(
+        True,
+        "FLUXLIT_ENABLE_GATEWAY_PROMETHEUS_METRICS",
+        "--metrics/--no-metrics",
+        "Serve Prometheus metrics.",
+        parse_bool,
+    )
+    metrics_path: str = _setting(
+        "/__fluxlit/metrics",
+        "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_PATH",
+        None,
+        "Path of the metrics endpoint (below the mount).",
+        _mount(allow_empty=False),
+    )
+    upstream_connect_timeout_s: float = _setting(
+        5.0,
+        "FLUXLIT_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S",
+        None,
+        "Seconds to connect to Streamlit before answering 502.",
+        _positive(float, allow_zero=False),
+    )
+    upstream_read_timeout_s: float = _setting(
+        300.0,
+        "FLUXLIT_GATEWAY_UPSTREAM_READ_TIMEOUT_S",
+        None,
+        "Seconds to wait for Streamlit's response before answering 504.",
+        _positive(float, allow_zero=False),
+    )
+    max_proxy_request_body_bytes: int = _setting(
+        0,
+        "FLUXLIT_GATEWAY_MAX_PROXY_REQUEST_BODY_BYTES",
+        None,
+        "Largest request body proxied to Streamlit (0 = no limit); larger gets 413.",
+        _positive(int, allow_zero=True),
+    )
+    on_child_exit: str = _setting(
+        "restart",
+        "FLUXLIT_ON_CHILD_EXIT",
+        "--on-child-exit",
+        "When Streamlit dies: restart it (with backoff) or exit.",
+        _choice("restart", "exit"),
+    )
+    restart_backoff_initial_s: float = _setting(
+        0.5,
+        "FLUXLIT_RESTART_BACKOFF_INITIAL_S",
+        None,
+        "First restart delay; doubles per failure.",
+        _positive(float, allow_zero=True),
+    )
+    restart_backoff_max_s: float = _setting(
+        30.0,
+        "FLUXLIT_RESTART_BACKOFF_MAX_S",
+        None,
+        "Longest restart delay.",
+        _positive(float, allow_zero=True),
+    )
+    restart_max_failures: int = _setting(
+        5,
+        "FLUXLIT_RESTART_MAX_FAILURES",
+        None,
+        "Crash budget: this many failures inside the window exits with code 5.",
+        _positive(int, allow_zero=False),
+    )
+    restart_failure_window_s: float = _setting(
+        60.0,
+        "FLUXLIT_RESTART_FAILURE_WINDOW_S",
+        None,
+        "Crash budget window in seconds.",
+        _positive(float, allow_zero=False),
+    )
+    child_start_timeout_s: float = _setting(
+        60.0,
+        "FLUXLIT_CHILD_START_TIMEOUT_S",
+        None,
+        "Seconds Streamlit may take to become healthy.",
+        _positive(float, allow_zero=False),
+    )
+    graceful_timeout_s: float = _setting(
+        10.0,
+        "FLUXLIT_GRACEFUL_TIMEOUT_S",
+        "--graceful-timeout",
+        "Seconds in-flight requests get to finish on SIGTERM.",
+        _positive(float, allow_zero=True),
+    )
+    certfile: str | None = _setting(
+        None,
+        "FLUXLIT_CERTFILE",
+        "--certfile",
+        "TLS certificate (PEM); enables HTTPS and HTTP/2.",
+        parse_optional_str,
+    )
     keyfile: str | None = _setting(None, "FLUXLIT_KEYFILE", "--keyfile", "TLS private key (PEM).", parse_optional_str)
-    state_file: str | None = _setting(None, "FLUXLIT_STREAMLIT_UPSTREAM_FILE", "--state-file", "Where to publish the upstream state (default: a per-run file under $XDG_RUNTIME_DIR or the temp dir).", parse_optional_str)
+    state_file: str | None = _setting(
+        None,
+        "FLUXLIT_STREAMLIT_UPSTREAM_FILE",
+        "--state-file",
+        "Where to publish the upstream state (default: a per-run file under $XDG_RUNTIME_DIR or the temp dir).",
+        parse_optional_str,
+    )
 
     def __post_init__(self) -> None:
         # Values given in code go through the same parsers as env and file values, so every source is checked alike.
@@ -164,7 +290,9 @@ class Settings:
         out: dict[str, Any] = {}
         for spec in SETTING_SPECS:
             value = getattr(self, spec.name)
-            out[spec.name] = "[REDACTED]" if spec.secret and value else (list(value) if isinstance(value, tuple) else value)
+            out[spec.name] = (
+                "[REDACTED]" if spec.secret and value else (list(value) if isinstance(value, tuple) else value)
+            )
         return out
 
 
@@ -177,7 +305,9 @@ def _check_combination(s: Settings) -> None:
             f"{s.api_mount_path!r}: choose a path outside it, e.g. '/__fluxlit/metrics'"
         )
     if bool(s.certfile) != bool(s.keyfile):
-        raise ConfigError("TLS needs both --certfile and --keyfile (FLUXLIT_CERTFILE / FLUXLIT_KEYFILE): one is missing")
+        raise ConfigError(
+            "TLS needs both --certfile and --keyfile (FLUXLIT_CERTFILE / FLUXLIT_KEYFILE): one is missing"
+        )
     if s.restart_backoff_initial_s > s.restart_backoff_max_s:
         raise ConfigError(
             f"FLUXLIT_RESTART_BACKOFF_INITIAL_S={s.restart_backoff_initial_s} is larger than "

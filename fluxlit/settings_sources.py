@@ -16,7 +16,7 @@ from fluxlit.settings import DEFAULTS, SETTING_SPECS, SPECS_BY_NAME, Settings
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on Python 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 PROJECT_FILE = "fluxlit.toml"
 
@@ -60,7 +60,8 @@ def find_project_file(directory: Path) -> tuple[Path | None, dict[str, Any]]:
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            document: dict[str, Any] = tomllib.load(handle)
+            return document
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}): fix the file or remove it") from None
     except OSError as exc:

@@ -1,4 +1,4 @@
-"""Loading the app target ("module:attr", "module:factory()", "path/app.py:attr") with errors that say what was tried."""
+"""Loading the app target ("module:attr", "module:factory()", "path/app.py:attr"); errors say what was tried."""
 
 from __future__ import annotations
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import warnings
+from typing import Any
 
 import httpx
 
@@ -47,7 +46,8 @@ class FluxLitTestClient:
         client = self.api
         if root_path is not None and normalize_mount(root_path, name="root_path", allow_empty=True) != self.root_mount:
             client = self.with_root_path(root_path).api
-        return client.request(method, self.api_url(path, root_path=root_path), **kwargs)
+        response: httpx.Response = client.request(method, self.api_url(path, root_path=root_path), **kwargs)
+        return response
 
     def api_get(self, path: str, *, root_path: str | None = None, **kwargs: Any) -> httpx.Response:
         return self.api_request("GET", path, root_path=root_path, **kwargs)

@@ -23,7 +23,8 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 def test_top_level_help_lists_commands(runner: CliRunner) -> None:
     result = runner.invoke(main, ["--help"])
     assert result.exit_code == 0
-    assert "serve" in result.output and "config" in result.output
+    assert "serve" in result.output
+    assert "config" in result.output
     assert "highest first: flags, FLUXLIT_* environment variables" in result.output
 
 

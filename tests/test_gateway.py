@@ -15,9 +15,7 @@ async def echo_scope(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """A plain ASGI API that answers with what it was given."""
     if scope["type"] != "http":
         return
-    body = repr(
-        {"path": scope["path"], "raw_path": scope["raw_path"], "root_path": scope["root_path"]}
-    ).encode()
+    body = repr({"path": scope["path"], "raw_path": scope["raw_path"], "root_path": scope["root_path"]}).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
 
@@ -34,7 +32,13 @@ def seen(client: Any, url: str) -> dict[str, Any]:
         ("", "/api/users", "/api/users", b"/api/users", "/api"),
         ("", "/api", "/api", b"/api", "/api"),
         ("", "/api/api/nested", "/api/api/nested", b"/api/api/nested", "/api"),
-        ("/content/42", "/content/42/api/users", "/content/42/api/users", b"/content/42/api/users", "/content/42/api"),
+        (
+            "/content/42",
+            "/content/42/api/users",
+            "/content/42/api/users",
+            b"/content/42/api/users",
+            "/content/42/api",
+        ),
         # Behind a strip-prefix proxy the mount is already gone; the API still sees the public path.
         ("/content/42", "/api/users", "/content/42/api/users", b"/content/42/api/users", "/content/42/api"),
         ("", "/api/caf%C3%A9%20x", "/api/café x", b"/api/caf%C3%A9%20x", "/api"),
@@ -48,7 +52,9 @@ def test_api_sees_public_path_raw_bytes_and_root_path(
     assert seen(client, url) == {"path": path, "raw_path": raw_path, "root_path": root_path}
 
 
-def test_custom_api_prefix_routes_and_old_prefix_goes_to_the_proxy_slot(gateway_test_client_factory: Any) -> None:
+def test_custom_api_prefix_routes_and_old_prefix_goes_to_the_proxy_slot(
+    gateway_test_client_factory: Any,
+) -> None:
     client = gateway_test_client_factory(echo_scope, api_prefix="/v1")
     assert seen(client, "/v1/x")["root_path"] == "/v1"
     assert client.get("/api/x").status_code == 503
@@ -86,17 +92,25 @@ def test_healthz_is_ok_whatever_the_upstream(gateway_test_client_factory: Any) -
 
 def test_readyz_without_upstream_is_ready_not_configured(gateway_test_client_factory: Any) -> None:
     response = gateway_test_client_factory(FluxLit()).get("/api/readyz")
-    assert (response.status_code, response.json()) == (200, {"status": "ready", "streamlit": "not_configured"})
+    assert (response.status_code, response.json()) == (
+        200,
+        {"status": "ready", "streamlit": "not_configured"},
+    )
 
 
 def test_readyz_with_a_ready_upstream_is_200(gateway_test_client_factory: Any) -> None:
     status = UpstreamStatus("ready", generation=3, host="127.0.0.1", port=1)
     response = gateway_test_client_factory(FluxLit(), upstream_status=lambda: status).get("/api/readyz")
-    assert (response.status_code, response.json()) == (200, {"status": "ready", "streamlit": "ok", "generation": 3})
+    assert (response.status_code, response.json()) == (
+        200,
+        {"status": "ready", "streamlit": "ok", "generation": 3},
+    )
 
 
 @pytest.mark.parametrize("state", ["starting", "restarting", "unhealthy", "stopped", "failed"])
-def test_readyz_is_503_with_retry_after_while_upstream_is_not_ready(gateway_test_client_factory: Any, state: str) -> None:
+def test_readyz_is_503_with_retry_after_while_upstream_is_not_ready(
+    gateway_test_client_factory: Any, state: str
+) -> None:
     status = UpstreamStatus(state, detail="exit code 1", retry_after_seconds=3)
     response = gateway_test_client_factory(FluxLit(), upstream_status=lambda: status).get("/api/readyz")
     assert response.status_code == 503

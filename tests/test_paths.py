@@ -67,8 +67,6 @@ def test_is_under_is_segment_wise(path: str, prefix: str, expected: bool) -> Non
         ("/p", None, "", "/p", b"/p"),
     ],
 )
-def test_strip_mount_keeps_raw_bytes(
-    path: str, raw: bytes | None, mount: str, rel_path: str, rel_raw: bytes
-) -> None:
+def test_strip_mount_keeps_raw_bytes(path: str, raw: bytes | None, mount: str, rel_path: str, rel_raw: bytes) -> None:
     rel = strip_mount(path, raw, mount)
     assert (rel.path, rel.raw_path) == (rel_path, rel_raw)

@@ -106,7 +106,7 @@ def test_invalid_toml_is_an_error_not_ignored(tmp_path: Path) -> None:
 
 def test_unknown_file_key_lists_known_keys(tmp_path: Path) -> None:
     (tmp_path / "fluxlit.toml").write_text("prot = 1\n")
-    with pytest.raises(ConfigError, match="unknown key\\(s\\) prot; known keys: .*port"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) prot; known keys: .*port"):
         load_settings(env={}, project_dir=tmp_path)
 
 

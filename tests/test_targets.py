@@ -90,7 +90,10 @@ def test_plain_fastapi_and_raw_asgi_become_the_api_with_no_pages(project: Path) 
         ("{mod}:broken_factory()", "the factory raised RuntimeError: no database"),
         ("{mod}:number()", "is not callable"),
         ("crashes:app", "importing 'crashes' raised ValueError: bad config at import"),
-        ("imports_missing:app", "importing 'imports_missing' failed: No module named 'definitely_not_installed_pkg'"),
+        (
+            "imports_missing:app",
+            "importing 'imports_missing' failed: No module named 'definitely_not_installed_pkg'",
+        ),
         ("missing_file.py:app", "does not exist"),
         ("", "is empty"),
         ("a-b:app", "not a module name"),
@@ -106,7 +109,12 @@ def test_bad_targets_say_what_was_tried(project: Path, target: str, message: str
 
 @pytest.mark.parametrize(
     ("spec", "module", "attr", "call"),
-    [("a.b:c", "a.b", "c", False), ("a:f()", "a", "f", True), ("x/y.py:z", "y", "z", False), ("m", "m", "app", False)],
+    [
+        ("a.b:c", "a.b", "c", False),
+        ("a:f()", "a", "f", True),
+        ("x/y.py:z", "y", "z", False),
+        ("m", "m", "app", False),
+    ],
 )
 def test_parse_target(spec: str, module: str, attr: str, call: bool) -> None:
     parsed = parse_target(spec)

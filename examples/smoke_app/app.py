@@ -30,3 +30,12 @@ def home(st: Any, client: Any) -> None:
     st.write(f"API says: {data['marker']}")
     if st.button("Ping"):
         st.write("pong")
+
+
+@app.api.get("/slow")
+async def slow(seconds: float = 1.0) -> dict[str, float]:
+    """Answer after `seconds` (at most 30): lets chaos checks keep a request in flight."""
+    import anyio
+
+    await anyio.sleep(min(max(seconds, 0.0), 30.0))
+    return {"slept": seconds}

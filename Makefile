@@ -1,0 +1,48 @@
+# Every target installs what it needs first, so each works on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: install run test test-fast test-slow e2e lint bench bench-proxy clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,e2e]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Serve the demo (examples/smoke_app) on http://127.0.0.1:8000
+run: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" ./scripts/run_smoke_app.sh
+
+## Fast suite in parallel, then the slow suite (real subprocesses and a real Streamlit child)
+test: install
+	$(PYTEST) -n auto -m "not slow"
+	$(PYTEST) -n 2 -m slow
+
+test-fast: install
+	$(PYTEST) -n auto -m "not slow"
+
+test-slow: install
+	$(PYTEST) -n 2 -m slow
+
+## Browser tests: headless Debian Chromium (/usr/bin/chromium) through Playwright
+e2e: install
+	$(PYTEST) e2e -m e2e
+
+lint: install
+	$(BIN)/ruff check fluxlit supervisor proxy tests e2e bench examples
+	$(BIN)/ruff format --check fluxlit supervisor proxy tests e2e bench examples
+	$(BIN)/mypy --strict fluxlit supervisor proxy
+
+bench-proxy: install
+	$(BIN)/python bench/proxy_bench.py
+
+bench: bench-proxy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage

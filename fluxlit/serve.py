@@ -1,0 +1,233 @@
+"""`fluxlit serve`: compose the gateway, the proxy and the Streamlit child spec, and hand them to the supervisor."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from fluxlit.errors import ConfigError
+from fluxlit.settings import Settings
+from fluxlit.settings_sources import ResolvedSettings
+from fluxlit.streamlit_entry import streamlit_argv
+from fluxlit.targets import LoadedTarget, load_target
+from fluxlit.upstream_status import UpstreamStatus
+
+# Retry-After while Streamlit (re)starts: a cold start takes one to two seconds here.
+RESTART_RETRY_AFTER_S = 2
+
+
+def serve_command(resolved: ResolvedSettings) -> int:
+    """Run until a signal (exit 0) or a supervision failure (its exit code)."""
+    settings = resolved.settings
+    from fluxlit.logs import configure_logging, get_logger
+
+    configure_logging(settings.log_level, settings.log_format)
+    log = get_logger("fluxlit")
+    target = load_target(settings.target)
+    settings = _with_concrete_port(settings)
+    plan = build_serve_plan(settings, target)
+    log.info(
+        "fluxlit.starting",
+        target=settings.target,
+        binds=list(plan.serve.binds),
+        api_prefix=settings.api_mount_path,
+        root_path=settings.root_path,
+        streamlit=plan.child is not None,
+    )
+    from supervisor import run
+
+    return int(
+        run(
+            plan.gateway,
+            plan.serve,
+            plan.child,
+            plan.policy,
+            plan.hub,
+            plan.state_file,
+            on_child_output=plan.on_child_output,
+            before_stop=plan.before_stop,
+        )
+    )
+
+
+def _with_concrete_port(settings: Settings) -> Settings:
+    """Port 0 means "any": pick one now so the child's internal API base can name it."""
+    if settings.binds or settings.port != 0:
+        return settings
+    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+        probe.bind((settings.host, 0))
+        port = probe.getsockname()[1]
+    from fluxlit.settings_sources import replace
+
+    return replace(settings, port=port)
+
+
+def public_binds(settings: Settings) -> tuple[str, ...]:
+    if settings.binds:
+        return settings.binds
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return (f"{host}:{settings.port}",)
+
+
+def internal_api_base(settings: Settings) -> str:
+    """Where pages reach the API: the first TCP bind, over loopback when it listens on every interface."""
+    for bind in public_binds(settings):
+        if bind.startswith("unix:"):
+            continue
+        host, _, port = bind.rpartition(":")
+        host = host.strip("[]")
+        if host in ("0.0.0.0", "", "*"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        shown = f"[{host}]" if ":" in host else host
+        scheme = "https" if settings.certfile else "http"
+        return f"{scheme}://{shown}:{port}{settings.root_path}{settings.api_mount_path}"
+    raise ConfigError(
+        "every bind is a unix socket, so Streamlit pages cannot reach the API: "
+        "add a TCP bind such as --bind 127.0.0.1:8000"
+    )
+
+
+def child_environment(settings: Settings, target: LoadedTarget) -> dict[str, str]:
+    spec = settings.target
+    module_part, sep, attr = spec.rpartition(":")
+    if sep and (module_part.endswith(".py") or "/" in module_part):
+        spec = f"{Path(module_part).resolve()}:{attr}"  # the child runs from another script directory
+    cwd = os.getcwd()
+    pythonpath = os.pathsep.join(p for p in (cwd, os.environ.get("PYTHONPATH", "")) if p)
+    return {
+        "FLUXLIT_APP": spec,
+        "FLUXLIT_API_PREFIX": settings.api_mount_path,
+        "FLUXLIT_ROOT_PATH": settings.root_path,
+        "FLUXLIT_INTERNAL_API_BASE": internal_api_base(settings),
+        "PYTHONPATH": pythonpath,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def upstream_status_from(state: Any, stopping: bool) -> UpstreamStatus:
+    """Map the supervisor's snapshot to what the gateway and proxy need."""
+    restarting = state.state in ("restarting", "starting") and state.generation > 1
+    return UpstreamStatus(
+        state="stopping" if stopping else state.state,
+        detail=state.detail,
+        generation=state.generation,
+        host=state.host,
+        port=state.port,
+        restarting=restarting or stopping,
+        retry_after_seconds=RESTART_RETRY_AFTER_S,
+    )
+
+
+class ServePlan:
+    """Everything one `fluxlit serve` run is made of, built before any process starts."""
+
+    def __init__(self, settings: Settings, target: LoadedTarget) -> None:
+        from fluxlit.gateway import build_gateway
+        from fluxlit.logs import get_logger
+        from proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
+        from supervisor import ChildSpec, RestartPolicy, ServeConfig, StateHub, default_state_file_path
+
+        self.settings = settings
+        self.hub = StateHub()
+        hub = self.hub
+        child_log = get_logger("streamlit")
+
+        def status() -> UpstreamStatus:
+            return upstream_status_from(hub.current, hub.stopping)
+
+        root = settings.root_path
+
+        def resolve() -> Upstream | Unavailable:
+            current = status()
+            if current.ready and current.port is not None:
+                return Upstream(host=current.host or "127.0.0.1", port=current.port, path_prefix=root)
+            return Unavailable(
+                reason=f"Streamlit is {current.state}",
+                retry_after_seconds=current.retry_after_seconds,
+                restarting=current.restarting,
+            )
+
+        has_ui = target.app is not None
+        self.proxy = (
+            ReverseProxy(
+                resolve,
+                ProxyConfig(
+                    connect_timeout=settings.upstream_connect_timeout_s,
+                    read_timeout=settings.upstream_read_timeout_s,
+                    max_request_body_bytes=settings.max_proxy_request_body_bytes or None,
+                ),
+            )
+            if has_ui
+            else None
+        )
+        self.gateway = build_gateway(
+            target.app if target.app is not None else target.api,
+            settings,
+            upstream_status=status if has_ui else _not_configured,
+            proxy=self.proxy,
+        )
+        extra_args = target.app.streamlit_run_args if target.app else ()
+        streamlit_argv(0, root_path=root, extra=extra_args)  # validate reserved flags before anything starts
+        self.child = (
+            ChildSpec(
+                argv=lambda port: streamlit_argv(port, root_path=root, extra=extra_args),
+                env=child_environment(settings, target),
+                ready_path=f"{root}/_stcore/health",
+                start_timeout=settings.child_start_timeout_s,
+                name="streamlit",
+            )
+            if has_ui
+            else None
+        )
+        self.policy = RestartPolicy(
+            on_exit=settings.on_child_exit,  # type: ignore[arg-type]
+            backoff_initial=settings.restart_backoff_initial_s,
+            backoff_max=settings.restart_backoff_max_s,
+            max_failures=settings.restart_max_failures,
+            failure_window=settings.restart_failure_window_s,
+        )
+        self.serve = ServeConfig(
+            binds=public_binds(settings),
+            certfile=settings.certfile,
+            keyfile=settings.keyfile,
+            graceful_timeout=settings.graceful_timeout_s,
+            hypercorn_options=HYPERCORN_OPTIONS,
+        )
+        self.state_file = Path(settings.state_file) if settings.state_file else default_state_file_path()
+
+        def on_child_output(stream: str, line: str, pid: int, generation: int) -> None:
+            child_log.info(line, stream=stream, pid=pid, generation=generation)
+
+        self.on_child_output = on_child_output
+
+    async def before_stop(self) -> None:
+        self.gateway.begin_stopping()
+        if self.proxy is not None:
+            await self.proxy.close_websockets(1001, "server shutting down")
+
+
+def _not_configured() -> UpstreamStatus:
+    return UpstreamStatus("not_configured")
+
+
+# Hypercorn settings the gateway relies on (see TRAPS.md): our own access log, bounded header size,
+# and WebSocket pings to browsers so load balancers keep idle sessions open.
+HYPERCORN_OPTIONS: dict[str, Any] = {
+    "accesslog": None,
+    "h11_max_incomplete_size": 64 * 1024,
+    "websocket_ping_interval": 20.0,
+    "keep_alive_timeout": 75.0,
+}
+
+
+def build_serve_plan(settings: Settings, target: LoadedTarget) -> ServePlan:
+    return ServePlan(settings, target)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use `fluxlit serve`")

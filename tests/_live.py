@@ -1,0 +1,126 @@
+"""A real `fluxlit serve` process for slow and e2e tests: started as a user would, stopped by its PID."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SMOKE_APP = Path(__file__).resolve().parent.parent / "examples" / "smoke_app" / "app.py"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LiveServer:
+    """One `python -m fluxlit serve` subprocess in its own session, with its log in a file."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        target: str = f"{SMOKE_APP}:app",
+        *args: str,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.state_file = workdir / "upstream-state.json"
+        self.log_path = workdir / f"fluxlit-{self.port}.log"
+        self.argv = [
+            sys.executable, "-m", "fluxlit", "serve", target,
+            "--port", str(self.port), "--state-file", str(self.state_file), "--log-format", "json", *args,
+        ]  # fmt: skip
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.base + path, timeout=kwargs.pop("timeout", 10.0), **kwargs)
+
+    def wait_ready(self, timeout: float = 90.0) -> float:
+        """Seconds until /api/readyz answered 200; fails with the server log if it never does."""
+        assert self.proc is not None
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"fluxlit exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            try:
+                if self.get("/api/readyz", timeout=2.0).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def state(self) -> dict[str, Any]:
+        return dict(json.loads(self.state_file.read_text()))
+
+    def child_pid(self) -> int:
+        pid = self.state().get("pid")
+        assert isinstance(pid, int), self.state()
+        return pid
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signum)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; the process group is killed if anything is left."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.kill_leftovers()
+
+    def kill_leftovers(self) -> None:
+        """Last resort after a failed test: SIGKILL the whole session started for this server."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie still answers kill(0); it is gone for our purposes
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False

@@ -1,0 +1,228 @@
+"""`fluxlit serve` as a user runs it: a real Streamlit child, real sockets, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests._live import LiveServer, pid_alive
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path).start()
+    try:
+        live.wait_ready()
+        yield live
+    finally:
+        live.stop()
+
+
+def wait_for(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def readyz(live: LiveServer) -> int:
+    try:
+        return live.get("/api/readyz", timeout=2.0).status_code
+    except httpx.HTTPError:
+        return -1
+
+
+def test_cold_start_serves_api_html_shell_and_static_assets(server: LiveServer) -> None:
+    assert server.get("/api/healthz").json() == {"status": "ok"}
+    assert server.get("/api/smoke").json()["marker"] == "fluxlit_smoke_ok"
+    shell = server.get("/")
+    assert shell.status_code == 200
+    assert '<div id="root">' in shell.text or 'id="root"' in shell.text
+    assert server.get("/_stcore/health").text == "ok"
+    script = next(part.split('"')[0] for part in shell.text.split('src="')[1:] if part.split('"')[0].endswith(".js"))
+    proxied = server.get("/" + script.lstrip("./"))
+    direct = httpx.get(f"{server.state()['url']}/{script.lstrip('./')}", timeout=10)
+    assert proxied.status_code == 200
+    assert proxied.content == direct.content
+
+
+def test_streamlit_websocket_exchanges_messages_through_the_gateway(server: LiveServer) -> None:
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    back = BackMsg()
+    back.rerun_script.query_string = ""
+    back.rerun_script.page_script_hash = ""
+    with connect(f"ws://127.0.0.1:{server.port}/_stcore/stream", subprotocols=["streamlit"], open_timeout=10) as ws:
+        assert ws.subprotocol == "streamlit"
+        ws.send(back.SerializeToString())
+        kinds = set()
+        deadline = time.monotonic() + 20
+        while "script_finished" not in kinds and time.monotonic() < deadline:
+            message = ForwardMsg()
+            message.ParseFromString(ws.recv(timeout=10))
+            kinds.add(message.WhichOneof("type"))
+    assert "new_session" in kinds
+    assert "script_finished" in kinds
+
+
+def test_child_death_restarts_it_while_the_api_keeps_answering(server: LiveServer) -> None:
+    first = server.state()
+    os.kill(first["pid"], signal.SIGKILL)
+    wait_for(lambda: readyz(server) == 503, 10, "readyz 503 after the kill")
+    assert server.get("/api/healthz").status_code == 200
+    proxied = server.get("/")
+    assert proxied.status_code in (200, 503)
+    wait_for(lambda: readyz(server) == 200, 60, "readyz 200 after the restart")
+    second = server.state()
+    assert second["generation"] == first["generation"] + 1
+    assert second["pid"] != first["pid"]
+    assert not pid_alive(first["pid"])
+    assert server.get("/").status_code == 200
+
+
+def test_sigterm_stops_cleanly_leaving_no_process_and_no_state_file(tmp_path: Path) -> None:
+    live = LiveServer(tmp_path).start()
+    try:
+        live.wait_ready()
+        child = live.child_pid()
+        assert live.stop(timeout=30) == 0
+        assert not pid_alive(child)
+        assert not live.state_file.exists()
+    finally:
+        live.kill_leftovers()
+
+
+def test_sigkill_of_the_parent_takes_the_child_down(tmp_path: Path) -> None:
+    live = LiveServer(tmp_path).start()
+    try:
+        live.wait_ready()
+        child = live.child_pid()
+        live.signal(signal.SIGKILL)
+        live.wait_exit(10)
+        wait_for(lambda: not pid_alive(child), 5, "the orphaned Streamlit child to die")
+    finally:
+        live.kill_leftovers()
+
+
+def test_bad_target_exits_3_before_any_child_starts(tmp_path: Path) -> None:
+    live = LiveServer(tmp_path, "no_such_module_here:app").start()
+    try:
+        assert live.wait_exit(30) == 3
+        assert "no module named 'no_such_module_here'" in live.log()
+        assert not live.state_file.exists()
+    finally:
+        live.kill_leftovers()
+
+
+def test_port_in_use_exits_6(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        live = LiveServer(tmp_path, port=holder.getsockname()[1]).start()
+        try:
+            assert live.wait_exit(60) == 6
+        finally:
+            live.kill_leftovers()
+
+
+def test_on_child_exit_exit_stops_the_gateway_non_zero(tmp_path: Path) -> None:
+    live = LiveServer(tmp_path, *["--on-child-exit", "exit"]).start()
+    try:
+        live.wait_ready()
+        os.kill(live.child_pid(), signal.SIGKILL)
+        assert live.wait_exit(30) == 7
+    finally:
+        live.kill_leftovers()
+
+
+def test_crash_budget_exhausted_exits_5(tmp_path: Path) -> None:
+    # The child imports sitecustomize from PYTHONPATH (cwd); once the flag exists every new child dies at start.
+    flag = tmp_path / "die"
+    (tmp_path / "sitecustomize.py").write_text(
+        f"import os\nif 'FLUXLIT_INTERNAL_API_BASE' in os.environ and os.path.exists({str(flag)!r}):\n    os._exit(9)\n"
+    )
+    live = LiveServer(
+        tmp_path,
+        env={"FLUXLIT_RESTART_MAX_FAILURES": "3", "FLUXLIT_RESTART_BACKOFF_INITIAL_S": "0.1"},
+    ).start()
+    try:
+        live.wait_ready()
+        flag.write_text("")
+        os.kill(live.child_pid(), signal.SIGKILL)
+        assert live.wait_exit(60) == 5
+        assert "crash" in live.log().lower()
+    finally:
+        live.kill_leftovers()
+
+
+def test_streamlit_that_cannot_start_exits_4_with_its_stderr(tmp_path: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "if 'FLUXLIT_INTERNAL_API_BASE' in os.environ:\n"
+        "    sys.stderr.write('boom: cannot start\\n'); sys.stderr.flush(); os._exit(1)\n"
+    )
+    live = LiveServer(tmp_path).start()
+    try:
+        assert live.wait_exit(60) == 4
+        assert "boom: cannot start" in live.log()
+    finally:
+        live.kill_leftovers()
+
+
+def test_sd_notify_ready_then_stopping(tmp_path: Path) -> None:
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(60)
+        live = LiveServer(tmp_path, env={"NOTIFY_SOCKET": str(sock_path)}).start()
+        try:
+            messages: list[str] = []
+            while not any("READY=1" in m for m in messages):
+                messages.append(sock.recv(4096).decode())
+            assert readyz(live) == 200
+            live.signal(signal.SIGTERM)
+            while not any("STOPPING=1" in m for m in messages):
+                messages.append(sock.recv(4096).decode())
+            assert live.wait_exit(30) == 0
+        finally:
+            live.kill_leftovers()
+
+
+def test_root_path_serves_everything_under_the_mount(tmp_path: Path) -> None:
+    live = LiveServer(tmp_path, "--root-path", "/apps/demo").start()
+    try:
+        live.wait_ready()
+        assert live.get("/apps/demo/api/healthz").json() == {"status": "ok"}
+        assert live.get("/apps/demo/api/smoke").status_code == 200
+        assert live.get("/apps/demo/_stcore/health").text == "ok"
+        assert live.get("/apps/demo/").status_code == 200
+    finally:
+        live.stop()
+
+
+def test_config_json_runs_as_a_subprocess(tmp_path: Path) -> None:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "fluxlit", "config", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(out.stdout)["settings"]

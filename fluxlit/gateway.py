@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from fluxlit.access import AccessObserver
 from fluxlit.app import FluxLit
 from fluxlit.asgi import ASGIApp, Message, Receive, Scope, Send, send_json, send_text
 from fluxlit.paths import DOCS_PATHS, is_under, normalize_mount, strip_mount
@@ -35,8 +36,10 @@ class Gateway:
         *,
         upstream_status: UpstreamStatusSource = no_upstream,
         proxy: ASGIApp | None = None,
+        observer: AccessObserver | None = None,
     ) -> None:
         self.api = api
+        self.observer = observer
         self.routes = routes
         self.upstream_status = upstream_status
         self.proxy = proxy
@@ -55,20 +58,30 @@ class Gateway:
             await self.api(scope, receive, send)
             return
         request_id = _take_request_id(scope)
-        send = _with_request_id(send, request_id, kind)
         routes = self.routes
         rel = strip_mount(scope["path"], scope.get("raw_path"), routes.root_path)
         if is_under(rel.path, routes.api_prefix):
-            await self._to_api(scope, receive, send, rel.path, rel.raw_path)
+            dispatch, handler = "api", self._to_api
+        elif rel.path in routes.internal:
+            # Scrapes and other internal endpoints are not traffic: no access line, no request metrics.
+            await routes.internal[rel.path](scope, receive, _with_request_id(send, request_id, kind))
             return
-        internal = routes.internal.get(rel.path)
-        if internal is not None:
-            await internal(scope, receive, send)
+        elif kind == "http" and rel.path in DOCS_PATHS and scope["method"] in ("GET", "HEAD"):
+            dispatch, handler = "internal", self._to_docs
+        else:
+            dispatch, handler = "proxy", self._to_proxy
+        observer = self.observer
+        if observer is None:
+            await handler(scope, receive, _with_request_id(send, request_id, kind), rel.path, rel.raw_path)
             return
-        if kind == "http" and rel.path in DOCS_PATHS and scope["method"] in ("GET", "HEAD"):
-            await _redirect_to_api(scope, send, self._api_root + rel.path)
-            return
-        await self._to_proxy(scope, receive, send, rel.path, rel.raw_path)
+
+        async def call(observed_send: Send) -> None:
+            await handler(scope, receive, _with_request_id(observed_send, request_id, kind), rel.path, rel.raw_path)
+
+        await observer.observe(dispatch, scope, request_id, call, send)
+
+    async def _to_docs(self, scope: Scope, receive: Receive, send: Send, path: str, raw_path: bytes) -> None:
+        await _redirect_to_api(scope, send, self._api_root + path)
 
     async def _to_api(self, scope: Scope, receive: Receive, send: Send, path: str, raw_path: bytes) -> None:
         full = self.routes.root_path + path
@@ -177,6 +190,7 @@ def build_gateway(
     upstream_status: UpstreamStatusSource = no_upstream,
     proxy: ASGIApp | None = None,
     internal: Mapping[str, ASGIApp] | None = None,
+    observer: AccessObserver | None = None,
 ) -> Gateway:
     """Compose a gateway for a FluxLit app or a plain ASGI app (served as the API with no pages).
 
@@ -200,4 +214,4 @@ def build_gateway(
         else normalize_mount(root_path, name="root_path", allow_empty=True),
         internal=dict(internal or {}),
     )
-    return Gateway(api, routes, upstream_status=upstream_status, proxy=proxy)
+    return Gateway(api, routes, upstream_status=upstream_status, proxy=proxy, observer=observer)

@@ -45,8 +45,10 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])
-    for noisy in ("hypercorn.access",):
-        logging.getLogger(noisy).disabled = True
+    # Our access log replaces hypercorn's; httpx logs full URLs at INFO, query secrets included.
+    logging.getLogger("hypercorn.access").disabled = True
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, _LEVELS[level]))
     structlog.configure(
         processors=[
             *_shared_processors(),

@@ -153,6 +153,13 @@ class ServePlan:
             )
 
         has_ui = target.app is not None
+        from fluxlit.access import AccessObserver
+        from fluxlit.metrics import GatewayMetrics
+        from fluxlit.observe import ChildStateMetrics, MetricsProxyHooks
+
+        self.metrics = GatewayMetrics() if settings.metrics else None
+        if self.metrics is not None:
+            hub.subscribe(ChildStateMetrics(self.metrics))
         self.proxy = (
             ReverseProxy(
                 resolve,
@@ -161,6 +168,7 @@ class ServePlan:
                     read_timeout=settings.upstream_read_timeout_s,
                     max_request_body_bytes=settings.max_proxy_request_body_bytes or None,
                 ),
+                MetricsProxyHooks(self.metrics) if self.metrics is not None else None,
             )
             if has_ui
             else None
@@ -170,6 +178,8 @@ class ServePlan:
             settings,
             upstream_status=status if has_ui else _not_configured,
             proxy=self.proxy,
+            internal={settings.metrics_path: self.metrics.endpoint()} if self.metrics is not None else None,
+            observer=AccessObserver(self.metrics, generation=lambda: hub.current.generation),
         )
         extra_args = target.app.streamlit_run_args if target.app else ()
         streamlit_argv(0, root_path=root, extra=extra_args)  # validate reserved flags before anything starts

@@ -68,6 +68,10 @@ def settings_options(func: F) -> F:
             type=click.Choice(["auto", "json", "console"]),
             help=_flag_help("log_format"),
         ),
+        click.option(
+            "--forwarded-allow-ips", default=None, metavar="IPS", help=_flag_help("forwarded_allow_ips")
+        ),
+        click.option("--replica-id", default=None, metavar="NAME", help=_flag_help("replica_id")),
         click.option("--metrics/--no-metrics", default=None, help=_flag_help("metrics")),
         click.argument("target", required=False),
     ]

@@ -9,12 +9,21 @@ from urllib.parse import quote
 from fluxlit.access import AccessObserver
 from fluxlit.app import FluxLit
 from fluxlit.asgi import ASGIApp, Message, Receive, Scope, Send, send_json, send_text
+from fluxlit.forwarded import (
+    FORWARDED_HEADERS,
+    Network,
+    forwarded_client,
+    forwarded_scheme,
+    is_trusted,
+    parse_trusted,
+)
 from fluxlit.paths import DOCS_PATHS, is_under, normalize_mount, strip_mount
 from fluxlit.request_id import REQUEST_ID_HEADER, pick_request_id
 from fluxlit.settings import Settings
 from fluxlit.upstream_status import UpstreamStatus, UpstreamStatusSource, no_upstream
 
 NO_UPSTREAM_RETRY_AFTER = b"5"
+REPLICA_HEADER = b"x-fluxlit-replica"
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,8 @@ class GatewayRoutes:
     api_prefix: str = "/api"
     root_path: str = ""
     internal: Mapping[str, ASGIApp] = field(default_factory=dict)
+    trusted_proxies: tuple[Network, ...] = ()
+    replica_id: str = ""
 
 
 class Gateway:
@@ -47,6 +58,7 @@ class Gateway:
         self._health = self._api_root + "/healthz"
         self._ready = self._api_root + "/readyz"
         self._stopping = False
+        self._replica_header = (REPLICA_HEADER, routes.replica_id.encode("ascii")) if routes.replica_id else None
 
     def begin_stopping(self) -> None:
         """Readiness answers 503 from now on (a graceful stop has begun)."""
@@ -57,14 +69,14 @@ class Gateway:
         if kind == "lifespan":
             await self.api(scope, receive, send)
             return
-        request_id = _take_request_id(scope)
         routes = self.routes
+        request_id = _prepare_headers(scope, routes.trusted_proxies)
         rel = strip_mount(scope["path"], scope.get("raw_path"), routes.root_path)
         if is_under(rel.path, routes.api_prefix):
             dispatch, handler = "api", self._to_api
         elif rel.path in routes.internal:
             # Scrapes and other internal endpoints are not traffic: no access line, no request metrics.
-            await routes.internal[rel.path](scope, receive, _with_request_id(send, request_id, kind))
+            await routes.internal[rel.path](scope, receive, self._stamped(send, request_id, kind))
             return
         elif kind == "http" and rel.path in DOCS_PATHS and scope["method"] in ("GET", "HEAD"):
             dispatch, handler = "internal", self._to_docs
@@ -72,13 +84,19 @@ class Gateway:
             dispatch, handler = "proxy", self._to_proxy
         observer = self.observer
         if observer is None:
-            await handler(scope, receive, _with_request_id(send, request_id, kind), rel.path, rel.raw_path)
+            await handler(scope, receive, self._stamped(send, request_id, kind), rel.path, rel.raw_path)
             return
 
         async def call(observed_send: Send) -> None:
-            await handler(scope, receive, _with_request_id(observed_send, request_id, kind), rel.path, rel.raw_path)
+            await handler(scope, receive, self._stamped(observed_send, request_id, kind), rel.path, rel.raw_path)
 
         await observer.observe(dispatch, scope, request_id, call, send)
+
+    def _stamped(self, send: Send, request_id: str, kind: str) -> Send:
+        headers = [(REQUEST_ID_HEADER, request_id.encode("ascii"))]
+        if self._replica_header is not None:
+            headers.append(self._replica_header)
+        return _with_response_headers(send, headers, kind)
 
     async def _to_docs(self, scope: Scope, receive: Receive, send: Send, path: str, raw_path: bytes) -> None:
         await _redirect_to_api(scope, send, self._api_root + path)
@@ -98,6 +116,9 @@ class Gateway:
         api_scope["path"] = full
         api_scope["raw_path"] = self.routes.root_path.encode("ascii") + raw_path
         api_scope["root_path"] = self._api_root
+        forwarded_for = scope.get("state", {}).get("forwarded_client")
+        if forwarded_for is not None:
+            api_scope["client"] = (forwarded_for, 0)
         await self.api(api_scope, receive, send)
 
     async def _readiness(self, send: Send) -> None:
@@ -143,35 +164,57 @@ def _not_ready_payload(status: UpstreamStatus) -> dict[str, object]:
     return payload
 
 
-def _take_request_id(scope: Scope) -> str:
-    """Pick the request id and make it the only x-request-id header the rest of the stack sees."""
-    headers = scope["headers"]
+def _prepare_headers(scope: Scope, trusted: tuple[Network, ...]) -> str:
+    """One pass over the request headers: pick the request id, and keep X-Forwarded-* only from trusted peers.
+
+    A trusted peer's X-Forwarded-For/Proto set the client and scheme the API sees; from anyone else those
+    headers are dropped so neither the API nor Streamlit can be fooled by them.
+    """
+    client = scope.get("client")
+    peer = client[0] if client else None
+    trust = bool(trusted) and is_trusted(peer, trusted)
     inbound = None
+    xff = proto = None
     kept = []
-    for name, value in headers:
+    for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER:
             inbound = value if inbound is None else inbound
-        else:
-            kept.append((name, value))
+            continue
+        if name in FORWARDED_HEADERS:
+            if not trust:
+                continue
+            if name == b"x-forwarded-for":
+                xff = value if xff is None else xff + b"," + value
+            elif name == b"x-forwarded-proto":
+                proto = value
+        kept.append((name, value))
     request_id = pick_request_id(inbound)
     kept.append((REQUEST_ID_HEADER, request_id.encode("ascii")))
     scope["headers"] = kept
-    scope.setdefault("state", {})["request_id"] = request_id
+    state = scope.setdefault("state", {})
+    state["request_id"] = request_id
+    if trust and peer is not None:
+        if xff is not None:
+            state["forwarded_client"] = forwarded_client(peer, xff.decode("latin-1"), trusted)
+        if proto is not None:
+            scheme = forwarded_scheme(proto.decode("latin-1"), scope["type"] == "websocket")
+            if scheme is not None:
+                scope["scheme"] = scheme
     return request_id
 
 
-def _with_request_id(send: Send, request_id: str, kind: str) -> Send:
-    header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+def _with_response_headers(send: Send, extra: list[tuple[bytes, bytes]], kind: str) -> Send:
     start = "http.response.start" if kind == "http" else "websocket.accept"
+    names = {name for name, _ in extra}
 
-    async def send_with_id(message: Message) -> None:
+    async def send_with_headers(message: Message) -> None:
         if message["type"] == start:
-            headers = [h for h in message.get("headers", ()) if h[0].lower() != REQUEST_ID_HEADER]
-            headers.append(header)
+            headers = [h for h in message.get("headers", ()) if h[0].lower() not in names]
+            headers.extend(extra)
             message = {**message, "headers": headers}
         await send(message)
 
-    return send_with_id
+    return send_with_headers
 
 
 async def _redirect_to_api(scope: Scope, send: Send, location: str) -> None:
@@ -213,5 +256,7 @@ def build_gateway(
         if root_path is None
         else normalize_mount(root_path, name="root_path", allow_empty=True),
         internal=dict(internal or {}),
+        trusted_proxies=parse_trusted(base.forwarded_allow_ips),
+        replica_id=base.replica_id,
     )
     return Gateway(api, routes, upstream_status=upstream_status, proxy=proxy, observer=observer)

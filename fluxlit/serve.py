@@ -28,6 +28,13 @@ def serve_command(resolved: ResolvedSettings) -> int:
     log = get_logger("fluxlit")
     target = load_target(settings.target)
     settings = _with_concrete_port(settings)
+    if not settings.replica_id:
+        from fluxlit.settings_sources import replace
+
+        settings = replace(settings, replica_id=f"{socket.gethostname()}-{os.getpid()}")
+    import structlog
+
+    structlog.contextvars.bind_contextvars(replica=settings.replica_id)
     plan = build_serve_plan(settings, target)
     log.info(
         "fluxlit.starting",

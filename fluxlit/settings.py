@@ -116,6 +116,14 @@ def parse_binds(value: Any, where: str) -> tuple[str, ...]:
     return binds
 
 
+def parse_forwarded_allow_ips(value: Any, where: str) -> str:
+    from fluxlit.forwarded import parse_trusted
+
+    text = parse_str(value, where).strip()
+    parse_trusted(text, where=where)
+    return text
+
+
 def _setting(default: Any, env: str, flag: str | None, help: str, parse: Callable[[Any, str], Any], **kw: Any) -> Any:
     meta = {"env": env, "flag": flag, "help": help, "parse": parse, **kw}
     if isinstance(default, list | dict):
@@ -261,6 +269,21 @@ class Settings:
         "--graceful-timeout",
         "Seconds in-flight requests get to finish on SIGTERM.",
         _positive(float, allow_zero=True),
+    )
+    forwarded_allow_ips: str = _setting(
+        "127.0.0.1,::1",
+        "FLUXLIT_FORWARDED_ALLOW_IPS",
+        "--forwarded-allow-ips",
+        "Peers (IPs or CIDRs, comma separated; '*' for any) whose X-Forwarded-* headers are believed; "
+        "from anyone else those headers are dropped.",
+        parse_forwarded_allow_ips,
+    )
+    replica_id: str = _setting(
+        "",
+        "FLUXLIT_REPLICA_ID",
+        "--replica-id",
+        "Name of this replica, sent as X-FluxLit-Replica and in logs (default: hostname-pid).",
+        parse_str,
     )
     certfile: str | None = _setting(
         None,

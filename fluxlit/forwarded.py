@@ -1,0 +1,73 @@
+"""Pure rules for X-Forwarded-* trust: which peers may speak for the client, and who the client then is."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from fluxlit.errors import ConfigError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+FORWARDED_HEADERS = frozenset(
+    {
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"forwarded",
+    }
+)
+
+
+# '*' trusts every peer, including ones without an IP address (unix sockets, in-process test clients).
+TRUST_ALL: tuple[Network, ...] = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
+
+def parse_trusted(text: str, *, where: str = "FLUXLIT_FORWARDED_ALLOW_IPS") -> tuple[Network, ...]:
+    """Comma-separated IPs or CIDRs; '*' trusts every peer (only behind a proxy that owns the network edge)."""
+    networks: list[Network] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            return TRUST_ALL
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{where}={text!r}: {item!r} is not an IP address or CIDR; use e.g. '127.0.0.1,10.0.0.0/8'"
+            ) from None
+    return tuple(networks)
+
+
+def is_trusted(host: str | None, networks: Iterable[Network]) -> bool:
+    if networks is TRUST_ALL:
+        return True
+    if not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False  # unix socket peers and test clients have no IP: never trusted by address
+    return any(address in network for network in networks)
+
+
+def forwarded_client(peer: str, x_forwarded_for: str, networks: Iterable[Network]) -> str:
+    """The first untrusted address walking the chain right to left (the last hop a trusted proxy saw)."""
+    nets = tuple(networks)
+    chain = [hop.strip() for hop in x_forwarded_for.split(",") if hop.strip()]
+    current = peer
+    while chain and is_trusted(current, nets):
+        current = chain.pop()
+    return current
+
+
+def forwarded_scheme(value: str, websocket: bool) -> str | None:
+    """The scheme the client used, from the last X-Forwarded-Proto hop; None when it is not http(s)."""
+    proto = value.split(",")[-1].strip().lower()
+    if proto in ("https", "wss"):
+        return "wss" if websocket else "https"
+    if proto in ("http", "ws"):
+        return "ws" if websocket else "http"
+    return None

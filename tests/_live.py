@@ -30,8 +30,8 @@ class LiveServer:
     def __init__(
         self,
         workdir: Path,
-        target: str = f"{SMOKE_APP}:app",
         *args: str,
+        target: str = f"{SMOKE_APP}:app",
         env: dict[str, str] | None = None,
         port: int | None = None,
     ) -> None:

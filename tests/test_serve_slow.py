@@ -120,7 +120,7 @@ def test_sigkill_of_the_parent_takes_the_child_down(tmp_path: Path) -> None:
 
 
 def test_bad_target_exits_3_before_any_child_starts(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path, "no_such_module_here:app").start()
+    live = LiveServer(tmp_path, target="no_such_module_here:app").start()
     try:
         assert live.wait_exit(30) == 3
         assert "no module named 'no_such_module_here'" in live.log()
@@ -141,7 +141,7 @@ def test_port_in_use_exits_6(tmp_path: Path) -> None:
 
 
 def test_on_child_exit_exit_stops_the_gateway_non_zero(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path, *["--on-child-exit", "exit"]).start()
+    live = LiveServer(tmp_path, "--on-child-exit", "exit").start()
     try:
         live.wait_ready()
         os.kill(live.child_pid(), signal.SIGKILL)

@@ -1,0 +1,381 @@
+"""One supervised run: server, child, signals, notifications and state file in a single task group."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import os
+import random
+import signal
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from hypercorn.config import Config, Sockets
+
+from supervisor.child import ChildSpec, ChildSupervisor
+from supervisor.concurrency import Pulse, first_of
+from supervisor.exit_codes import ExitCode
+from supervisor.notify import sd_notify, status_text, watchdog_interval
+from supervisor.output import OutputCallback, log_child_output
+from supervisor.policy import RestartPolicy
+from supervisor.reaper import ManagedPids, run_reaper
+from supervisor.serve import (
+    ASGIApp,
+    BindError,
+    InflightRequests,
+    ServeConfig,
+    bind_sockets,
+    build_hypercorn_config,
+    close_sockets,
+    is_listening,
+    serve_asgi,
+)
+from supervisor.state import StateHub, UpstreamState
+from supervisor.state_file import remove_state_file, write_state_file
+
+logger = logging.getLogger("supervisor")
+
+_LISTEN_POLL_INTERVAL = 0.02
+# At the drain deadline we cancel in-flight requests; hypercorn's own drain timer (which cancels whole
+# connections) fires this much later for requests that resist; after that, we wait the wind-down and only
+# then cancel hypercorn itself, which skips its lifespan shutdown.
+_HYPERCORN_DRAIN_MARGIN = 1.0
+_FORCED_HYPERCORN_DRAIN_MARGIN = 0.1
+_WIND_DOWN_TIMEOUT = 2.0
+_FORCED_WIND_DOWN_TIMEOUT = 0.5
+# Beyond the child's own stop_grace: SIGKILL delivery and reaping.
+_CHILD_STOP_SLACK = 10.0
+
+
+async def run_supervised(
+    app: ASGIApp,
+    serve: ServeConfig,
+    child: ChildSpec | None,
+    policy: RestartPolicy,
+    hub: StateHub,
+    state_file: Path | None,
+    *,
+    on_child_output: OutputCallback | None = None,
+    before_stop: Callable[[], Awaitable[None]] | None = None,
+    install_signal_handlers: bool = True,
+    ready_callback: Callable[[], None] | None = None,
+) -> int:
+    """Serve `app` and supervise `child` until a stop or a terminal failure; returns an `ExitCode` value.
+
+    Stop it programmatically with `hub.request_stop()` (twice to skip draining), restart the child with
+    `hub.request_restart()`. Invalid configuration raises ValueError before anything starts.
+    """
+    config = build_hypercorn_config(serve)
+    run = _SupervisedRun(
+        app,
+        serve,
+        config,
+        child,
+        policy,
+        hub,
+        state_file,
+        on_child_output=on_child_output or log_child_output,
+        before_stop=before_stop,
+        install_signal_handlers=install_signal_handlers,
+        ready_callback=ready_callback,
+    )
+    return int(await run.run())
+
+
+def run(
+    app: ASGIApp,
+    serve: ServeConfig,
+    child: ChildSpec | None,
+    policy: RestartPolicy,
+    hub: StateHub,
+    state_file: Path | None,
+    **kwargs: Any,
+) -> int:
+    """Synchronous entry point: `run_supervised` on asyncio, with uvloop when it is installed."""
+    options = {"use_uvloop": True} if importlib.util.find_spec("uvloop") is not None else {}
+    main = functools.partial(run_supervised, app, serve, child, policy, hub, state_file, **kwargs)
+    return anyio.run(main, backend="asyncio", backend_options=options)
+
+
+class _SupervisedRun:
+    """The state of one `run_supervised` call; also the hub's `SupervisorControl`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        serve: ServeConfig,
+        config: Config,
+        child: ChildSpec | None,
+        policy: RestartPolicy,
+        hub: StateHub,
+        state_file: Path | None,
+        *,
+        on_child_output: OutputCallback,
+        before_stop: Callable[[], Awaitable[None]] | None,
+        install_signal_handlers: bool,
+        ready_callback: Callable[[], None] | None,
+    ) -> None:
+        self._serve = serve
+        self._config = config
+        self._child = child
+        self._policy = policy
+        self._hub = hub
+        self._state_file = state_file
+        self._on_child_output = on_child_output
+        self._before_stop = before_stop
+        self._install_signal_handlers = install_signal_handlers
+        self._ready_callback = ready_callback
+        self._inflight = InflightRequests(app)
+        self._managed = ManagedPids()
+        self._exit_code: ExitCode | None = None
+        self._stop_requested = anyio.Event()
+        self._force = anyio.Event()
+        self._restart = Pulse()
+        self._serve_shutdown = anyio.Event()
+        self._serve_done = anyio.Event()
+        self._child_ready = anyio.Event()
+        self._child_done = anyio.Event()
+        self._serve_scope = anyio.CancelScope()
+        self._child_scope = anyio.CancelScope()
+
+    # SupervisorControl: what the hub (and our signal task) may ask.
+
+    def request_stop(self) -> None:
+        if self._stop_requested.is_set():
+            if not self._force.is_set():
+                logger.warning("second stop request: skipping the drain and killing the child")
+            self._force.set()
+            return
+        self._finish(ExitCode.OK, "stop requested")
+
+    def request_restart(self) -> None:
+        if self._child is None or self._stop_requested.is_set():
+            return
+        self._restart.fire()
+
+    def _finish(self, code: ExitCode, reason: str) -> None:
+        """Record why the run ends (the first reason wins) and begin the stop."""
+        if self._exit_code is not None:
+            return
+        self._exit_code = code
+        logger.info("stopping: %s", reason, extra={"exit_code": int(code), "reason": reason})
+        self._stop_requested.set()
+
+    async def run(self) -> ExitCode:
+        pending_stop = self._hub._attach(self)
+        try:
+            return await self._run(pending_stop)
+        except Exception:
+            logger.exception("supervisor failed", extra={"exit_code": int(ExitCode.INTERNAL_ERROR)})
+            return ExitCode.INTERNAL_ERROR
+        finally:
+            self._hub._detach()
+            if self._state_file is not None:
+                remove_state_file(self._state_file)
+
+    async def _run(self, pending_stop: bool) -> ExitCode:
+        async with anyio.create_task_group() as group:
+            if self._install_signal_handlers:
+                # First, before anything slow: as PID 1 an unhandled SIGTERM is simply dropped.
+                await group.start(self._handle_signals)
+            if pending_stop:
+                self.request_stop()
+            try:
+                sockets = bind_sockets(self._config)
+            except BindError as exc:
+                logger.error(
+                    "%s; is another server running there? Choose a free address or stop the other one",
+                    exc,
+                    extra={"bind": exc.bind, "exit_code": int(ExitCode.PORT_UNAVAILABLE)},
+                )
+                group.cancel_scope.cancel()
+                return ExitCode.PORT_UNAVAILABLE
+            try:
+                if not self._tls_loads():
+                    group.cancel_scope.cancel()
+                    return ExitCode.INTERNAL_ERROR
+                group.start_soon(self._serve_task, sockets)
+                if self._child is not None:
+                    group.start_soon(self._child_task, self._child)
+                else:
+                    self._child_ready.set()
+                    self._child_done.set()
+                group.start_soon(self._announce_ready, sockets)
+                interval = watchdog_interval(os.environ, os.getpid())
+                if interval is not None:
+                    group.start_soon(self._watchdog, interval)
+                if os.getpid() == 1:
+                    group.start_soon(run_reaper, self._managed)
+                await self._stop_requested.wait()
+                await self._shutdown()
+                group.cancel_scope.cancel()
+            finally:
+                close_sockets(sockets, self._config.bind)
+        assert self._exit_code is not None
+        return self._exit_code
+
+    def _tls_loads(self) -> bool:
+        """Load the certificate now: hypercorn would only do it after lifespan startup, with the child up."""
+        try:
+            self._config.create_ssl_context()
+        except (OSError, ssl.SSLError) as exc:
+            logger.error(
+                "cannot load TLS certfile=%s keyfile=%s: %s",
+                self._config.certfile,
+                self._config.keyfile,
+                exc,
+                extra={"certfile": self._config.certfile, "exit_code": int(ExitCode.INTERNAL_ERROR)},
+            )
+            return False
+        return True
+
+    async def _handle_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        wanted = [signal.SIGTERM, signal.SIGINT]
+        if hasattr(signal, "SIGHUP"):
+            wanted.append(signal.SIGHUP)
+        with anyio.open_signal_receiver(*wanted) as signals:
+            task_status.started()
+            async for signum in signals:
+                logger.info("received %s", signum.name, extra={"signal": signum.name})
+                if signum == getattr(signal, "SIGHUP", None):
+                    self.request_restart()
+                else:
+                    self.request_stop()
+
+    async def _serve_task(self, sockets: Sockets) -> None:
+        try:
+            with self._serve_scope:
+                await serve_asgi(self._inflight, self._config, sockets, self._serve_shutdown.wait)
+            if not self._serve_shutdown.is_set():
+                logger.error("the server stopped on its own", extra={"exit_code": int(ExitCode.INTERNAL_ERROR)})
+                self._finish(ExitCode.INTERNAL_ERROR, "the server stopped on its own")
+        except Exception as exc:
+            if self._serve_scope.cancel_called:
+                # hypercorn's cleanup raises its own errors when cancelled mid-drain; the stop goes on.
+                logger.warning("the server was cut short: %r", exc, extra={"error": repr(exc)})
+            else:
+                logger.exception("the server failed: %s", exc, extra={"exit_code": int(ExitCode.INTERNAL_ERROR)})
+                self._finish(ExitCode.INTERNAL_ERROR, f"the server failed: {exc!r}")
+        finally:
+            self._serve_done.set()
+
+    async def _child_task(self, spec: ChildSpec) -> None:
+        supervisor = ChildSupervisor(
+            spec,
+            self._policy,
+            publish=self._publish,
+            restart=self._restart,
+            is_stopping=self._stop_requested.is_set,
+            hurry=self._force,
+            managed=self._managed,
+            on_output=self._on_child_output,
+            on_ready=self._child_ready.set,
+            rng=random.Random(),
+        )
+        try:
+            with self._child_scope:
+                code = await supervisor.run()
+                self._finish(code, f"{spec.name} supervision ended with {code.name}")
+        finally:
+            self._child_done.set()
+
+    async def _announce_ready(self, sockets: Sockets) -> None:
+        """READY=1 and ready_callback, once: when the server listens and the child is ready."""
+        while not is_listening(sockets):
+            if self._serve_done.is_set():
+                return
+            await anyio.sleep(_LISTEN_POLL_INTERVAL)
+        logger.info("serving", extra={"binds": list(self._config.bind)})
+        await self._child_ready.wait()
+        if self._stop_requested.is_set():
+            return
+        sd_notify("READY=1")
+        if self._ready_callback is not None:
+            try:
+                self._ready_callback()
+            except Exception:
+                logger.exception("ready_callback failed")
+
+    async def _watchdog(self, interval: float) -> None:
+        # A task of the group, so a blocked event loop stops the pings and systemd notices.
+        while True:
+            if self._hub.current.state != "failed":
+                sd_notify("WATCHDOG=1")
+            await anyio.sleep(interval)
+
+    async def _shutdown(self) -> None:
+        """Drain within graceful_timeout (skipped when forced), then stop the child; bounded throughout."""
+        self._hub._set_stopping()
+        deadline = anyio.current_time() + self._serve.graceful_timeout
+        if self._before_stop is not None and not self._force.is_set():
+            with anyio.move_on_at(deadline):
+                try:
+                    await first_of(self._before_stop, self._force.wait)
+                except Exception:
+                    logger.exception("before_stop failed; stopping anyway")
+        sd_notify("STOPPING=1")
+        forced = self._force.is_set()
+        margin = _FORCED_HYPERCORN_DRAIN_MARGIN if forced else _HYPERCORN_DRAIN_MARGIN
+        # hypercorn reads this when its drain begins, i.e. after the trigger below.
+        self._config.graceful_timeout = (0.0 if forced else max(0.0, deadline - anyio.current_time())) + margin
+        self._serve_shutdown.set()
+        if not self._force.is_set():
+            with anyio.move_on_at(deadline):
+                await first_of(self._serve_done.wait, self._force.wait)
+        if not self._serve_done.is_set():
+            await self._cut_serving_short()
+        self._child_scope.cancel()
+        grace = self._child.stop_grace if self._child is not None else 0.0
+        with anyio.move_on_after(grace + _CHILD_STOP_SLACK):
+            await self._child_done.wait()
+        if self._child is not None and self._exit_code == ExitCode.OK:
+            current = self._hub.current
+            self._publish(
+                UpstreamState(
+                    state="stopped",
+                    host=current.host,
+                    generation=current.generation,
+                    since=time.time(),
+                    detail="stopped on request",
+                )
+            )
+
+    async def _cut_serving_short(self) -> None:
+        cancelled = self._inflight.cancel_all()
+        reason = "second stop request" if self._force.is_set() else "graceful_timeout expired"
+        logger.warning(
+            "%s: cancelled %d in-flight request(s)",
+            reason,
+            cancelled,
+            extra={"cancelled_requests": cancelled, "graceful_timeout": self._serve.graceful_timeout},
+        )
+        wind_down = _FORCED_WIND_DOWN_TIMEOUT if self._force.is_set() else _WIND_DOWN_TIMEOUT
+        with anyio.move_on_after(wind_down):
+            await self._serve_done.wait()
+        if not self._serve_done.is_set():
+            logger.warning(
+                "the server did not finish draining; cancelling it (lifespan shutdown is skipped)",
+                extra={"wind_down": wind_down},
+            )
+            self._serve_scope.cancel()
+            with anyio.move_on_after(_WIND_DOWN_TIMEOUT):
+                await self._serve_done.wait()
+
+    def _publish(self, state: UpstreamState) -> None:
+        self._hub.publish(state)
+        if self._state_file is not None:
+            try:
+                write_state_file(self._state_file, state)
+            except OSError as exc:
+                logger.warning(
+                    "cannot write the state file %s: %s",
+                    self._state_file,
+                    exc,
+                    extra={"state_file": str(self._state_file)},
+                )
+        sd_notify("STATUS=" + status_text(state.state, state.generation, state.pid, state.port, state.detail))

@@ -1,0 +1,153 @@
+"""The upstream state file: atomic 0600 writes, tolerant reads, and a safe per-run default location."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import secrets
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from supervisor.state import UpstreamState
+
+logger = logging.getLogger("supervisor")
+
+UpstreamSource = Literal["file", "env", "none"]
+
+# States whose port no longer answers: a file left in one of these is stale.
+_DEAD_STATES = frozenset({"stopped", "failed"})
+_LEGACY_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}/?$")
+_MAX_FILE_BYTES = 64 * 1024
+
+
+def write_state_file(path: Path, state: UpstreamState) -> None:
+    """Write `state` as JSON to `path` atomically, mode 0600, replacing (never following) a symlink there."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # O_EXCL|O_NOFOLLOW: a file or symlink planted under the temporary name makes us fail, not write through.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, state.to_json().encode("utf-8") + b"\n")
+        finally:
+            os.close(fd)
+        # rename() replaces a symlink at `path` itself; its target is never opened.
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def remove_state_file(path: Path) -> None:
+    """Remove the state file if it is there (a symlink is removed, not its target)."""
+    _unlink_quietly(path)
+
+
+@dataclass(frozen=True)
+class ParsedUpstream:
+    """What a state file says: a usable URL, or why it is not usable."""
+
+    url: str | None
+    problem: str = ""
+    child_pid: int | None = None
+
+
+def parse_upstream_text(text: str) -> ParsedUpstream:
+    """Interpret state file content: JSON `UpstreamState` or a legacy plain `http://host:port` line."""
+    stripped = text.strip()
+    if not stripped:
+        return ParsedUpstream(url=None, problem="the file is empty")
+    if _LEGACY_URL.match(stripped):
+        return ParsedUpstream(url=stripped.rstrip("/"))
+    try:
+        state = UpstreamState.from_json(stripped)
+    except ValueError as exc:
+        return ParsedUpstream(url=None, problem=f"neither a URL nor upstream state JSON ({exc})")
+    if state.state in _DEAD_STATES:
+        return ParsedUpstream(url=None, problem=f"the upstream is {state.state} (stale file)")
+    if state.url is None:
+        return ParsedUpstream(url=None, problem=f"the upstream is {state.state} with no port yet")
+    return ParsedUpstream(url=state.url, child_pid=state.pid)
+
+
+def read_upstream(file_path: str | None, env_url: str | None) -> tuple[str | None, UpstreamSource]:
+    """Resolve the upstream URL: a present, valid, live state file wins; otherwise `env_url`; else none."""
+    if file_path:
+        parsed = _read_file(file_path)
+        if parsed.url is not None and parsed.child_pid is not None and not _pid_alive(parsed.child_pid):
+            parsed = ParsedUpstream(url=None, problem=f"its child pid {parsed.child_pid} is gone (stale file)")
+        if parsed.url is not None:
+            return parsed.url, "file"
+        fallback = "falling back to the environment URL" if env_url else "and no environment URL is set"
+        logger.warning(
+            "upstream state file %s is unusable: %s; %s",
+            file_path,
+            parsed.problem,
+            fallback,
+            extra={"state_file": file_path, "problem": parsed.problem},
+        )
+    if env_url:
+        return env_url, "env"
+    return None, "none"
+
+
+def default_state_file_path() -> Path:
+    """A per-run path `upstream-<pid>.json` in a private (0700) directory under the runtime or temp dir."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    base = Path(runtime) if runtime and os.path.isdir(runtime) else Path(tempfile.gettempdir())
+    directory = base / f"supervisor-{os.getuid()}" if hasattr(os, "getuid") else base / "supervisor"
+    if not _ensure_private_dir(directory):
+        # Someone else owns (or loosened, or symlinked) the shared name: use a fresh private one instead.
+        directory = Path(tempfile.mkdtemp(prefix="supervisor-", dir=base))
+    return directory / f"upstream-{os.getpid()}.json"
+
+
+def _ensure_private_dir(directory: Path) -> bool:
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    try:
+        info = os.lstat(directory)
+    except OSError:
+        return False
+    owned = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+    return stat.S_ISDIR(info.st_mode) and owned and stat.S_IMODE(info.st_mode) & 0o077 == 0
+
+
+def _read_file(file_path: str) -> ParsedUpstream:
+    try:
+        with open(file_path, "rb") as handle:
+            data = handle.read(_MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        return ParsedUpstream(url=None, problem="it does not exist")
+    except OSError as exc:
+        return ParsedUpstream(url=None, problem=f"it cannot be read ({exc.strerror or exc})")
+    if len(data) > _MAX_FILE_BYTES:
+        return ParsedUpstream(url=None, problem=f"it is larger than {_MAX_FILE_BYTES} bytes")
+    return parse_upstream_text(data.decode("utf-8", errors="replace"))
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

@@ -1,0 +1,48 @@
+"""Splitting child output into bounded lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from supervisor.output import LineSplitter
+
+
+@pytest.mark.parametrize(
+    ("chunks", "lines"),
+    [
+        ([b"one\ntwo\n"], ["one", "two"]),
+        ([b"on", b"e\ntw", b"o\n"], ["one", "two"]),
+        ([b"crlf\r\n"], ["crlf"]),
+        ([b"\n\n"], ["", ""]),
+        ([b"caf\xc3", b"\xa9\n"], ["caf\u00e9"]),
+        ([b"bad \xff byte\n"], ["bad \ufffd byte"]),
+    ],
+)
+def test_feed(chunks: list[bytes], lines: list[str]) -> None:
+    assert _feed_all(LineSplitter(), chunks) == lines
+
+
+@pytest.mark.parametrize(
+    ("chunks", "lines"),
+    [
+        ([b"abcdefghij"], ["abcd", "efgh"]),
+        ([b"abcdefghij\n"], ["abcd", "efgh", "ij"]),
+        ([b"ab", b"cd", b"ef\n"], ["abcd", "ef"]),
+    ],
+)
+def test_overlong_lines_are_cut_so_memory_stays_bounded(chunks: list[bytes], lines: list[str]) -> None:
+    assert _feed_all(LineSplitter(max_bytes=4), chunks) == lines
+
+
+def _feed_all(splitter: LineSplitter, chunks: list[bytes]) -> list[str]:
+    produced: list[str] = []
+    for chunk in chunks:
+        produced += splitter.feed(chunk)
+    return produced
+
+
+def test_flush_returns_the_unterminated_tail_once() -> None:
+    splitter = LineSplitter()
+    assert splitter.feed(b"done\npartial") == ["done"]
+    assert splitter.flush() == ["partial"]
+    assert splitter.flush() == []

@@ -5,7 +5,7 @@ RUN useradd --create-home --uid 10001 fluxlit
 WORKDIR /src
 COPY . .
 RUN pip install --no-cache-dir .
-USER fluxlit
+USER 10001:10001
 EXPOSE 8000
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["fluxlit", "serve"]

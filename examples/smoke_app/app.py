@@ -39,3 +39,9 @@ async def slow(seconds: float = 1.0) -> dict[str, float]:
 
     await anyio.sleep(min(max(seconds, 0.0), 30.0))
     return {"slept": seconds}
+
+
+@app.api.get("/whoami")
+def whoami(request: Request) -> dict[str, str | None]:
+    """Who the API thinks the client is: shows whether X-Forwarded-* from the proxy in front was trusted."""
+    return {"client": request.client.host if request.client else None, "scheme": request.url.scheme}

@@ -35,7 +35,9 @@ class Nginx:
         self.dir.mkdir()
         self.port = free_port()
         self.log = self.dir / "error.log"
-        http_conf = (DEPLOY / "nginx" / "fluxlit-http.conf").read_text().replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
+        http_conf = (
+            (DEPLOY / "nginx" / "fluxlit-http.conf").read_text().replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
+        )
         params = (DEPLOY / "nginx" / "fluxlit-proxy-params.conf").read_text()
         params = params.replace("client_max_body_size 200m;", f"client_max_body_size {body_limit};")
         site_text = (DEPLOY / "nginx" / site).read_text()
@@ -105,7 +107,12 @@ class Caddy:
         self.base = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Caddy:
-        env = {"HOME": str(self.dir), "XDG_DATA_HOME": str(self.dir), "XDG_CONFIG_HOME": str(self.dir), "PATH": "/usr/bin:/bin"}
+        env = {
+            "HOME": str(self.dir),
+            "XDG_DATA_HOME": str(self.dir),
+            "XDG_CONFIG_HOME": str(self.dir),
+            "PATH": "/usr/bin:/bin",
+        }
         with (self.dir / "stderr.log").open("ab") as err:
             self.proc = subprocess.Popen(
                 [shutil.which("caddy") or "caddy", "run", "--config", str(self.dir / "Caddyfile"), "--adapter", "caddyfile"],

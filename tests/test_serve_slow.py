@@ -226,3 +226,78 @@ def test_config_json_runs_as_a_subprocess(tmp_path: Path) -> None:
         check=True,
     )
     assert json.loads(out.stdout)["settings"]
+
+
+def test_twenty_child_kills_in_a_row_each_recover_while_healthz_never_fails(tmp_path: Path) -> None:
+    env = {"FLUXLIT_RESTART_MAX_FAILURES": "100", "FLUXLIT_RESTART_BACKOFF_MAX_S": "0.5"}
+    live = LiveServer(tmp_path, env=env).start()
+    try:
+        live.wait_ready()
+        for round_number in range(20):
+            victim = live.state()["pid"]
+            generation = live.state()["generation"]
+            os.kill(victim, signal.SIGKILL)
+            wait_for(lambda: readyz(live) == 503, 10, f"readyz 503 after kill {round_number}")
+            assert live.get("/api/healthz").status_code == 200
+            wait_for(lambda: readyz(live) == 200, 60, f"readyz 200 after kill {round_number}")
+            assert live.state()["generation"] > generation
+        assert live.get("/api/smoke").status_code == 200
+    finally:
+        live.stop()
+
+
+BLOCKING_APP = """
+import time
+from fluxlit import FluxLit
+
+app = FluxLit(title="Blocking")
+
+
+@app.api.get("/block")
+async def block(seconds: float = 2.0):
+    time.sleep(seconds)  # deliberately blocks the event loop
+    return {"blocked": seconds}
+
+
+@app.page("/")
+def home(st, client):
+    st.write("hi")
+"""
+
+
+def test_watchdog_pings_stop_while_the_event_loop_is_blocked(tmp_path: Path) -> None:
+    (tmp_path / "blocking_app.py").write_text(BLOCKING_APP)
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(0.1)
+        env = {"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000"}  # pings every 0.2 s
+        live = LiveServer(tmp_path, target="blocking_app:app", env=env).start()
+        try:
+            live.wait_ready()
+            pings: list[float] = []
+
+            def collect(seconds: float) -> None:
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    try:
+                        if b"WATCHDOG=1" in sock.recv(4096):
+                            pings.append(time.monotonic())
+                    except TimeoutError:
+                        pass
+
+            collect(1.0)
+            assert len(pings) >= 3, "no regular watchdog pings before the block"
+            import threading
+
+            blocker = threading.Thread(target=lambda: live.get("/api/block?seconds=2", timeout=10))
+            blocker.start()
+            collect(3.5)
+            blocker.join(timeout=10)
+            gaps = [b - a for a, b in zip(pings, pings[1:])]
+            assert max(gaps) > 1.5, f"pings kept coming while the loop was blocked: {gaps}"
+            last = pings[-1]
+            collect(1.0)
+            assert pings[-1] > last, "pings did not resume after the block"
+        finally:
+            live.stop()

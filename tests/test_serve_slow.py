@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -294,7 +295,7 @@ def test_watchdog_pings_stop_while_the_event_loop_is_blocked(tmp_path: Path) -> 
             blocker.start()
             collect(3.5)
             blocker.join(timeout=10)
-            gaps = [b - a for a, b in zip(pings, pings[1:])]
+            gaps = [b - a for a, b in itertools.pairwise(pings)]
             assert max(gaps) > 1.5, f"pings kept coming while the loop was blocked: {gaps}"
             last = pings[-1]
             collect(1.0)

@@ -115,7 +115,8 @@ class Caddy:
         }
         with (self.dir / "stderr.log").open("ab") as err:
             self.proc = subprocess.Popen(
-                [shutil.which("caddy") or "caddy", "run", "--config", str(self.dir / "Caddyfile"), "--adapter", "caddyfile"],
+                [shutil.which("caddy") or "caddy", "run", "--adapter", "caddyfile",
+                 "--config", str(self.dir / "Caddyfile")],
                 stdout=err, stderr=err, stdin=subprocess.DEVNULL, env=env,
             )  # fmt: skip
         _wait_listening(self.port, self.proc, self.dir / "stderr.log")

@@ -24,7 +24,7 @@ from supervisor.state import StateName, UpstreamState
 logger = logging.getLogger("supervisor")
 
 _FIRST_POLL_DELAY = 0.05
-_MAX_POLL_DELAY = 0.5
+_MAX_POLL_DELAY = 0.1  # a refused loopback connect is cheap; a long gap only delays readiness
 _MAX_PROBE_TIMEOUT = 2.0
 # Output still buffered in the pipes when the child ends gets this long to reach the callback.
 _DRAIN_OUTPUT_TIMEOUT = 1.0

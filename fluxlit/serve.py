@@ -72,6 +72,12 @@ def _with_concrete_port(settings: Settings) -> Settings:
     return replace(settings, port=port)
 
 
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def public_binds(settings: Settings) -> tuple[str, ...]:
     if settings.binds:
         return settings.binds
@@ -79,8 +85,10 @@ def public_binds(settings: Settings) -> tuple[str, ...]:
     return (f"{host}:{settings.port}",)
 
 
-def internal_api_base(settings: Settings) -> str:
-    """Where pages reach the API: the first TCP bind, over loopback when it listens on every interface."""
+def internal_api_base(settings: Settings, loopback_port: int | None = None) -> str:
+    """Where pages reach the API: a private plain-HTTP loopback port under TLS, else the first TCP bind."""
+    if loopback_port is not None:
+        return f"http://127.0.0.1:{loopback_port}{settings.root_path}{settings.api_mount_path}"
     for bind in public_binds(settings):
         if bind.startswith("unix:"):
             continue
@@ -99,7 +107,7 @@ def internal_api_base(settings: Settings) -> str:
     )
 
 
-def child_environment(settings: Settings, target: LoadedTarget) -> dict[str, str]:
+def child_environment(settings: Settings, target: LoadedTarget, loopback_port: int | None = None) -> dict[str, str]:
     spec = settings.target
     module_part, sep, attr = spec.rpartition(":")
     if sep and (module_part.endswith(".py") or "/" in module_part):
@@ -110,7 +118,7 @@ def child_environment(settings: Settings, target: LoadedTarget) -> dict[str, str
         "FLUXLIT_APP": spec,
         "FLUXLIT_API_PREFIX": settings.api_mount_path,
         "FLUXLIT_ROOT_PATH": settings.root_path,
-        "FLUXLIT_INTERNAL_API_BASE": internal_api_base(settings),
+        "FLUXLIT_INTERNAL_API_BASE": internal_api_base(settings, loopback_port),
         "PYTHONPATH": pythonpath,
         "PYTHONUNBUFFERED": "1",
     }
@@ -189,11 +197,13 @@ class ServePlan:
             observer=AccessObserver(self.metrics, generation=lambda: hub.current.generation),
         )
         extra_args = target.app.streamlit_run_args if target.app else ()
+        # Under TLS, pages call the API over a private plain-HTTP loopback bind: no certificate to trust.
+        loopback_port = _free_loopback_port() if settings.certfile and has_ui else None
         streamlit_argv(0, root_path=root, extra=extra_args)  # validate reserved flags before anything starts
         self.child = (
             ChildSpec(
                 argv=lambda port: streamlit_argv(port, root_path=root, extra=extra_args),
-                env=child_environment(settings, target),
+                env=child_environment(settings, target, loopback_port),
                 ready_path=f"{root}/_stcore/health",
                 start_timeout=settings.child_start_timeout_s,
                 name="streamlit",
@@ -213,7 +223,10 @@ class ServePlan:
             certfile=settings.certfile,
             keyfile=settings.keyfile,
             graceful_timeout=settings.graceful_timeout_s,
-            hypercorn_options=HYPERCORN_OPTIONS,
+            hypercorn_options={
+                **HYPERCORN_OPTIONS,
+                **({"insecure_bind": [f"127.0.0.1:{loopback_port}"]} if loopback_port else {}),
+            },
         )
         self.state_file = Path(settings.state_file) if settings.state_file else default_state_file_path()
 

@@ -302,3 +302,48 @@ def test_watchdog_pings_stop_while_the_event_loop_is_blocked(tmp_path: Path) -> 
             assert pings[-1] > last, "pings did not resume after the block"
         finally:
             live.stop()
+
+
+def test_tls_serves_http2_and_pages_still_reach_the_api(tmp_path: Path) -> None:
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    live = LiveServer(tmp_path, "--certfile", str(cert), "--keyfile", str(key)).start()
+    live.base = live.base.replace("http://", "https://")
+    try:
+        deadline = time.monotonic() + 60
+        with httpx.Client(http2=True, verify=False, timeout=5) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if client.get(f"{live.base}/api/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            response = client.get(f"{live.base}/api/smoke")
+            assert response.http_version == "HTTP/2"
+            assert response.json()["marker"] == "fluxlit_smoke_ok"
+            assert client.get(f"{live.base}/").status_code == 200
+        base = json.loads((tmp_path / "upstream-state.json").read_text())
+        assert base["state"] == "ready"
+    finally:
+        live.stop()
+
+
+def test_unix_and_tcp_binds_together(tmp_path: Path) -> None:
+    sock = tmp_path / "fluxlit.sock"
+    port = __import__("tests._live", fromlist=["free_port"]).free_port()
+    live = LiveServer(tmp_path, "--bind", f"unix:{sock}", "--bind", f"127.0.0.1:{port}")
+    live.base = f"http://127.0.0.1:{port}"
+    live.start()
+    try:
+        live.wait_ready()
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), timeout=5) as client:
+            assert client.get("http://fluxlit/api/healthz").json() == {"status": "ok"}
+        assert live.get("/api/smoke").status_code == 200
+    finally:
+        live.stop()

@@ -15,15 +15,67 @@ _LAZY = {
     "Settings": "fluxlit.settings",
     "FluxLitTestClient": "fluxlit.testing",
     "streamlit_main_path": "fluxlit.streamlit_entry",
+    "ApiClient": "fluxlit.client",
+    "ApiError": "fluxlit.client",
+    "Depends": "fluxlit.pages.di",
+    "Header": "fluxlit.pages.di",
+    "Cookie": "fluxlit.pages.di",
+    "Query": "fluxlit.pages.di",
+    "match_nav_page": "fluxlit.deep_links",
+    "query_params": "fluxlit.deep_links",
+    "PublicUrls": "fluxlit.deep_links",
+    "SessionStore": "fluxlit.url_session",
+    "InMemorySessionStore": "fluxlit.url_session",
+    "ensure_url_session": "fluxlit.url_session",
+    "hydrate_url_session": "fluxlit.url_session",
+    "persist_url_session": "fluxlit.url_session",
+    "new_session_id": "fluxlit.url_session",
+    "select_page": "fluxlit.testing",
+    "assert_no_streamlit_exception": "fluxlit.testing",
 }
 
 if TYPE_CHECKING:
     from fluxlit.app import FluxLit, PageRecord
+    from fluxlit.client import ApiClient, ApiError
+    from fluxlit.deep_links import PublicUrls, match_nav_page, query_params
+    from fluxlit.pages.di import Cookie, Depends, Header, Query
     from fluxlit.settings import Settings
     from fluxlit.streamlit_entry import streamlit_main_path
-    from fluxlit.testing import FluxLitTestClient
+    from fluxlit.testing import FluxLitTestClient, assert_no_streamlit_exception, select_page
+    from fluxlit.url_session import (
+        InMemorySessionStore,
+        SessionStore,
+        ensure_url_session,
+        hydrate_url_session,
+        new_session_id,
+        persist_url_session,
+    )
 
-__all__ = ["FluxLit", "FluxLitTestClient", "PageRecord", "Settings", "__version__", "streamlit_main_path"]
+__all__ = [
+    "ApiClient",
+    "ApiError",
+    "Cookie",
+    "Depends",
+    "FluxLit",
+    "FluxLitTestClient",
+    "Header",
+    "InMemorySessionStore",
+    "PageRecord",
+    "PublicUrls",
+    "Query",
+    "SessionStore",
+    "Settings",
+    "__version__",
+    "assert_no_streamlit_exception",
+    "ensure_url_session",
+    "hydrate_url_session",
+    "match_nav_page",
+    "new_session_id",
+    "persist_url_session",
+    "query_params",
+    "select_page",
+    "streamlit_main_path",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import FastAPI
 
 from fluxlit.settings import Settings
+
+if TYPE_CHECKING:
+    from fluxlit.deep_links import PublicUrls
 
 PageHandler = Callable[..., Any]
 HandlerT = TypeVar("HandlerT", bound=PageHandler)
@@ -71,6 +74,7 @@ class FluxLit:
         fastapi_kwargs: Mapping[str, Any] | None = None,
         streamlit_run_args: Sequence[str] = (),
         streamlit_page_config: Mapping[str, Any] | None = None,
+        trust_proxy: bool = False,
     ) -> None:
         self.settings = settings
         self.title = title or (settings.title if settings else "FluxLit")
@@ -80,6 +84,9 @@ class FluxLit:
         self.streamlit_run_args = tuple(streamlit_run_args)
         self.streamlit_page_config = dict(streamlit_page_config or {})
         self._pages = _PageRegistry()
+        # Whether app.urls may build links from X-Forwarded-Proto/-Host (only behind a proxy that sets them).
+        self.trust_proxy = trust_proxy
+        self._urls: PublicUrls | None = None
 
     def page(
         self,
@@ -113,6 +120,15 @@ class FluxLit:
     def pages(self) -> tuple[PageRecord, ...]:
         """Pages in registration order (the sidebar order)."""
         return tuple(self._pages.by_path.values())
+
+    @property
+    def urls(self) -> PublicUrls:
+        """Public URLs of this app's pages, API, docs and health routes (see fluxlit.deep_links.PublicUrls)."""
+        if self._urls is None:
+            from fluxlit.deep_links import PublicUrls
+
+            self._urls = PublicUrls(self)
+        return self._urls
 
     def __repr__(self) -> str:
         return f"FluxLit(title={self.title!r}, pages={[p.path for p in self.pages]})"

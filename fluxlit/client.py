@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 DEFAULT_INTERNAL_API_BASE = "http://127.0.0.1:8000/api"
+REQUEST_ID_HEADER = "X-Request-ID"
 AuthHeaderFactory = Callable[[], Mapping[str, str]]
+
+_current_request_id: ContextVar[str | None] = ContextVar("fluxlit_request_id", default=None)
+
+# In-process transports registered by FluxLitTestClient.streamlit(), keyed by origin ("http://host:port"):
+# AppTest runs pages in this process, so their calls can reach the gateway without a socket.
+_test_transports: dict[str, httpx.Client] = {}
+_shared_lock = threading.Lock()
+_shared_http: httpx.Client | None = None
 
 
 class ApiError(Exception):
@@ -22,10 +35,52 @@ class ApiError(Exception):
         self.body = body
 
 
+def current_request_id() -> str | None:
+    """The request id ApiClient sends as X-Request-ID in this context, if one is known."""
+    return _current_request_id.get()
+
+
+@contextlib.contextmanager
+def request_id_scope(request_id: str | None) -> Iterator[None]:
+    """Within the block, ApiClient calls carry ``request_id`` (the bundled entrypoint sets it per page run)."""
+    token = _current_request_id.set(request_id)
+    try:
+        yield
+    finally:
+        _current_request_id.reset(token)
+
+
+def register_test_transport(base_url: str, http: httpx.Client) -> Callable[[], None]:
+    """Route every ApiClient call to ``base_url``'s origin through ``http``; returns the undo function."""
+    origin = _origin(base_url)
+    _test_transports[origin] = http
+
+    def unregister() -> None:
+        if _test_transports.get(origin) is http:
+            del _test_transports[origin]
+
+    return unregister
+
+
+def shared_http_client() -> httpx.Client:
+    """One connection pool for every page session in this process (sessions have no close hook)."""
+    global _shared_http
+    with _shared_lock:
+        if _shared_http is None:
+            _shared_http = httpx.Client(timeout=30.0)
+        return _shared_http
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 class ApiClient:
     """A small synchronous client for the app's API; paths are relative to the API prefix (``get("/users")``).
 
     Every call goes through :meth:`request`, so monkeypatching ``ApiClient.request`` intercepts them all.
+    ``http_client`` is borrowed (never closed here); without it the client opens and owns its own pool.
     """
 
     def __init__(
@@ -35,6 +90,8 @@ class ApiClient:
         timeout: float = 30.0,
         default_headers: Mapping[str, str] | None = None,
         auth_header_factory: AuthHeaderFactory | None = None,
+        propagate_request_id: bool = True,
+        http_client: httpx.Client | None = None,
     ) -> None:
         self.base_url = (base_url or os.environ.get("FLUXLIT_INTERNAL_API_BASE") or DEFAULT_INTERNAL_API_BASE).rstrip(
             "/"
@@ -42,6 +99,8 @@ class ApiClient:
         self.timeout = timeout
         self.default_headers = dict(default_headers or {})
         self.auth_header_factory = auth_header_factory
+        self.propagate_request_id = propagate_request_id
+        self._borrowed = http_client
         self._http: httpx.Client | None = None
 
     @classmethod
@@ -56,20 +115,22 @@ class ApiClient:
         if bearer_token is not None and auth_header_factory is not None:
             raise ValueError("pass bearer_token or auth_header_factory, not both")
         if bearer_token is not None:
-            token = bearer_token
-
-            def auth_header_factory() -> Mapping[str, str]:
-                return {"Authorization": f"Bearer {token}"}
-
+            auth_header_factory = _bearer(bearer_token)
         return cls(auth_header_factory=auth_header_factory, **options)
 
     def with_bearer(self, token: str) -> ApiClient:
-        """A client with the same base URL and options that sends ``Authorization: Bearer <token>``."""
+        """A client with the same base URL, options and connection pool that sends ``Authorization: Bearer``.
+
+        Usable as a context manager (``with client.with_bearer(tok) as api:``); leaving the block never
+        closes the pool it shares with this client.
+        """
         return ApiClient(
             self.base_url,
             timeout=self.timeout,
             default_headers=self.default_headers,
-            auth_header_factory=lambda: {"Authorization": f"Bearer {token}"},
+            auth_header_factory=_bearer(token),
+            propagate_request_id=self.propagate_request_id,
+            http_client=self._pool(),
         )
 
     def url(self, path: str) -> str:
@@ -77,16 +138,22 @@ class ApiClient:
             raise ValueError(f"ApiClient paths are relative to the API prefix, got the absolute URL {path!r}")
         return self.base_url + ("" if path.startswith("/") else "/") + path
 
-    def request(self, method: str, path: str, *, raise_for_status: bool = True, **kwargs: Any) -> httpx.Response:
-        """Send one request; an error status raises :class:`ApiError` unless ``raise_for_status=False``."""
+    def headers_for_call(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Defaults, then the auth factory, then the call's own headers, then the request id if none was given."""
         headers = {**self.default_headers}
         if self.auth_header_factory is not None:
             headers.update(self.auth_header_factory())
-        headers.update(kwargs.pop("headers", None) or {})
-        if self._http is None:
-            self._http = httpx.Client(timeout=self.timeout)
+        headers.update(extra or {})
+        request_id = current_request_id()
+        if self.propagate_request_id and request_id and not any(k.lower() == "x-request-id" for k in headers):
+            headers[REQUEST_ID_HEADER] = request_id
+        return headers
+
+    def request(self, method: str, path: str, *, raise_for_status: bool = True, **kwargs: Any) -> httpx.Response:
+        """Send one request; an error status raises :class:`ApiError` unless ``raise_for_status=False``."""
+        headers = self.headers_for_call(kwargs.pop("headers", None))
         url = self.url(path)
-        response = self._http.request(method, url, headers=headers, **kwargs)
+        response = self._pool().request(method, url, headers=headers, **kwargs)
         if raise_for_status and response.is_error:
             raise ApiError(method, url, response.status_code, response.text)
         return response
@@ -106,7 +173,19 @@ class ApiClient:
     def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.request("DELETE", path, **kwargs)
 
+    def _pool(self) -> httpx.Client:
+        # A registered test transport wins: its origin is a reserved .invalid host no socket could reach.
+        test_http = _test_transports.get(_origin(self.base_url))
+        if test_http is not None:
+            return test_http
+        if self._borrowed is not None:
+            return self._borrowed
+        if self._http is None:
+            self._http = httpx.Client(timeout=self.timeout)
+        return self._http
+
     def close(self) -> None:
+        """Close the pool this client opened itself; a borrowed pool stays open for its owner."""
         if self._http is not None:
             self._http.close()
             self._http = None
@@ -118,3 +197,13 @@ class ApiClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def __repr__(self) -> str:
+        return f"ApiClient(base_url={self.base_url!r})"
+
+
+def _bearer(token: str) -> AuthHeaderFactory:
+    def auth_header_factory() -> Mapping[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    return auth_header_factory

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
+import sys
 import warnings
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +22,7 @@ from fluxlit.gateway import Gateway, build_gateway
 from fluxlit.paths import normalize_mount
 
 _DOCS_OK = {200, 301, 302, 307, 308}
+_test_hosts = itertools.count(1)
 
 
 class FluxLitTestClient:
@@ -90,3 +96,145 @@ class FluxLitTestClient:
                 f"GET {self.api_url('/docs', root_path=root_path)} answered {docs.status_code}; "
                 "expected 200 or a redirect: is docs_url disabled in fastapi_kwargs?"
             )
+
+    def streamlit(
+        self,
+        *,
+        target: str,
+        internal_api_base: str | None = None,
+        extra_sys_path: str | Path | None = None,
+        query_params: Mapping[str, Any] | None = None,
+        page_overrides: Mapping[str, Any] | None = None,
+        default_timeout: float = 10.0,
+    ) -> Any:
+        """Run the bundled entrypoint for ``target`` in Streamlit's AppTest and return it (already run once).
+
+        Every run of the returned AppTest sees FLUXLIT_APP, FLUXLIT_API_PREFIX, FLUXLIT_ROOT_PATH,
+        FLUXLIT_INTERNAL_API_BASE, FLUXLIT_TESTS=1 and, with ``page_overrides``, FLUXLIT_TEST_PAGE_OVERRIDES
+        (merged over any value already set); the environment is restored after each run.
+        When ``target`` cannot be imported, this client's own app is served under that name. Without
+        ``internal_api_base`` the pages' ApiClient reaches this client's gateway in-process (no socket).
+        """
+        from fluxlit.streamlit.apptest import FluxLitAppTest
+
+        paths = [str(Path(extra_sys_path).resolve())] if extra_sys_path is not None else []
+        spec, modules = _resolve_streamlit_target(target, self.app, paths)
+        transport = None
+        if internal_api_base is None:
+            origin = f"http://fluxlit-test-{next(_test_hosts)}.invalid"
+            internal_api_base = origin + self.root_mount + self.api_prefix
+            transport = (origin, self.api)
+        env = {
+            "FLUXLIT_APP": spec,
+            "FLUXLIT_API_PREFIX": self.api_prefix,
+            "FLUXLIT_ROOT_PATH": self.root_mount,
+            "FLUXLIT_INTERNAL_API_BASE": internal_api_base,
+            "FLUXLIT_TESTS": "1",
+        }
+        at = FluxLitAppTest(
+            env,
+            modules=modules,
+            sys_paths=paths,
+            transport=transport,
+            page_overrides=page_overrides,
+            default_timeout=default_timeout,
+        )
+        for key, value in (query_params or {}).items():
+            at.query_params[key] = value
+        return at.run()
+
+    def select_page(
+        self,
+        at: Any,
+        page: str,
+        *,
+        target: str | None = None,
+        page_key: str = "page",
+        page_overrides: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Open ``page`` (title, path or slug) and return the AppTest after that run; see :func:`select_page`."""
+        if at is None:
+            if target is None:
+                raise TypeError("select_page(None, ...) needs target= to start a new AppTest")
+            return self.streamlit(target=target, query_params={page_key: page}, page_overrides=page_overrides)
+        return select_page(at, page, page_key=page_key, page_overrides=page_overrides)
+
+    @staticmethod
+    def assert_no_streamlit_exception(at: Any) -> None:
+        assert_no_streamlit_exception(at)
+
+
+def _resolve_streamlit_target(target: str, app: Any, paths: list[str]) -> tuple[str, dict[str, Any]]:
+    """The FLUXLIT_APP value, plus an in-memory module serving ``app`` when the target cannot be found."""
+    from fluxlit.streamlit.apptest import synthetic_module
+    from fluxlit.targets import parse_target
+
+    parsed = parse_target(target)
+    if parsed.file is not None:
+        candidates = [parsed.file] if parsed.file.is_absolute() else [Path(p) / parsed.file for p in ["", *paths]]
+        if any(c.is_file() for c in candidates):
+            return target, {}
+    elif _module_exists(parsed.module, paths):
+        return target, {}
+    value = (lambda: app) if parsed.call else app
+    spec = f"{parsed.module}:{parsed.attr}{'()' if parsed.call else ''}"
+    return spec, {parsed.module: synthetic_module(parsed.module, parsed.attr, value)}
+
+
+def _module_exists(name: str, paths: list[str]) -> bool:
+    added = [p for p in paths if p not in sys.path]
+    sys.path[:0] = added
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+    finally:
+        for p in added:
+            sys.path.remove(p)
+
+
+def select_page(
+    at: Any,
+    page: str,
+    *,
+    target: str | None = None,
+    page_key: str = "page",
+    page_overrides: Mapping[str, Any] | None = None,
+) -> Any:
+    """Open ``page`` (title, path or slug) in ``at`` and run it; returns ``at``.
+
+    Before the first run this is the ``?page=`` deep link. After it, the entrypoint switches pages with
+    ``st.switch_page`` like a sidebar click, so session_state carries over. ``target`` is accepted for
+    signature compatibility; the AppTest already knows its target.
+    """
+    from fluxlit.streamlit.shell import SWITCH_KEY
+
+    del target
+    if page_overrides is not None:
+        current = getattr(at, "page_overrides", None) or {}
+        at.page_overrides = {**current, **page_overrides}
+    if getattr(at, "run_count", 1) == 0:
+        at.query_params[page_key] = page
+    else:
+        at.session_state[SWITCH_KEY] = page
+    return at.run()
+
+
+def assert_no_streamlit_exception(at: Any) -> None:
+    """Fail with every exception the last AppTest run showed (message and traceback)."""
+    shown = list(at.exception)
+    if shown:
+        details = "\n\n".join(f"{e.message}\n" + "\n".join(e.stack_trace) for e in shown)
+        raise AssertionError(f"the Streamlit run raised {len(shown)} exception(s):\n{details}")
+
+
+def apptest_assert_no_errors(at: Any) -> None:
+    """Like :func:`assert_no_streamlit_exception`, and also fail on any ``st.error`` box."""
+    assert_no_streamlit_exception(at)
+    errors = [e.value for e in at.error]
+    if errors:
+        raise AssertionError(f"the Streamlit run showed {len(errors)} error(s): {errors}")
+
+
+# The reference's module-level names, kept so tests written against it run unchanged.
+apptest_select_page = select_page

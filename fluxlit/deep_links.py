@@ -1,0 +1,221 @@
+"""Deep links: which page a ``?page=`` value opens, query parameters in pages, and public URLs for links."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from urllib.parse import urlencode, urlsplit
+
+from fluxlit.paths import normalize_mount
+
+if TYPE_CHECKING:
+    from fluxlit.app import FluxLit
+
+_TRUTHY = {"1", "true", "yes", "on"}
+
+
+class NavPage(Protocol):
+    """What match_nav_page needs of a page (PageRecord satisfies it)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+
+class NavMatch(NamedTuple):
+    """The page a deep link selects; unpacks as ``(path, title)``."""
+
+    path: str
+    title: str
+
+
+def _slug(path: str) -> str:
+    return path.strip("/").replace("/", "-")
+
+
+def _first(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Iterable):
+        for item in value:
+            return str(item)
+    return None
+
+
+def match_nav_page(
+    params: Mapping[str, Any], pages: Iterable[NavPage | tuple[str, str]], *, page_key: str = "page"
+) -> NavMatch | None:
+    """The page ``params[page_key]`` names, or None.
+
+    Tried in this order, each over the pages in sidebar order: exact title, exact path, slug, the path without
+    its slashes, then title and slug ignoring case. The first rule that matches any page wins, so a title can
+    never be shadowed by another page's slug.
+    """
+    wanted = _first(params.get(page_key))
+    if wanted is None or not wanted.strip():
+        return None
+    wanted = wanted.strip()
+    listed = [NavMatch(*p) if isinstance(p, tuple) else NavMatch(p.path, p.title) for p in pages]
+    folded = wanted.casefold()
+    rules = (
+        lambda p: p.title == wanted,
+        lambda p: p.path == wanted,
+        lambda p: _slug(p.path) == wanted,
+        lambda p: p.path.strip("/") == wanted.strip("/"),
+        lambda p: p.title.casefold() == folded,
+        lambda p: _slug(p.path).casefold() == folded,
+    )
+    for rule in rules:
+        for page in listed:
+            if rule(page):
+                return page
+    return None
+
+
+def query_params(st: Any) -> dict[str, str]:
+    """The page's query parameters, one string each (the first value when a key repeats)."""
+    qp = st.query_params
+    out: dict[str, str] = {}
+    for key in qp:
+        values = qp.get_all(key) if hasattr(qp, "get_all") else [qp[key]]
+        out[key] = str(values[0]) if values else ""
+    return out
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in _TRUTHY
+
+
+def _first_header(headers: Mapping[str, str], name: str) -> str | None:
+    # Proxies append to these headers: the first entry is what the outermost proxy saw from the browser.
+    value = headers.get(name)
+    if not value:
+        return None
+    first = value.split(",")[0].strip()
+    return first or None
+
+
+class PublicUrls:
+    """Absolute (or mount-relative) URLs of this app's pages and API, for links in emails, redirects and pages.
+
+    The base is, first match wins: ``FLUXLIT_PUBLIC_BASE_URL`` (used verbatim when it has a path; an origin
+    alone gets the mount appended), else the request's scheme and Host, else no origin at all: a path such as
+    ``/apps/demo/settings`` that the browser resolves against the page it is on.
+
+    ``X-Forwarded-Proto``/``-Host``/``-Prefix`` shape links only when the app opts in (``FluxLit(trust_proxy=True)``
+    or ``FLUXLIT_TRUST_PROXY=1``); the gateway has already dropped them unless the peer is in
+    FLUXLIT_FORWARDED_ALLOW_IPS, so both must agree before a header can steer a link.
+    """
+
+    def __init__(self, app: FluxLit, *, trust_proxy: bool | None = None) -> None:
+        self._app = app
+        self._trust_proxy = trust_proxy
+
+    @property
+    def trust_proxy(self) -> bool:
+        if self._trust_proxy is not None:
+            return self._trust_proxy
+        return bool(getattr(self._app, "trust_proxy", False)) or _truthy(os.environ.get("FLUXLIT_TRUST_PROXY"))
+
+    def api_prefix(self, request: Any = None) -> str:
+        from_scope = _scope_state(request).get("fluxlit_api_prefix")
+        if isinstance(from_scope, str):
+            return from_scope
+        env = os.environ.get("FLUXLIT_API_PREFIX") or os.environ.get("FLUXLIT_API_MOUNT_PATH")
+        if env:
+            return normalize_mount(env, name="FLUXLIT_API_PREFIX", allow_empty=False)
+        settings = self._app.settings
+        return settings.api_mount_path if settings is not None else "/api"
+
+    def mount(self, request: Any = None) -> str:
+        """The public mount ("" at the root): a trusted X-Forwarded-Prefix (a strip-prefix proxy), the layout the
+        gateway publishes in the scope, FLUXLIT_ROOT_PATH, then the request's root_path.
+        """
+        if request is not None and self.trust_proxy:
+            prefix = _first_header(request.headers, "x-forwarded-prefix")
+            if prefix:
+                return normalize_mount(prefix, name="X-Forwarded-Prefix", allow_empty=True)
+        from_scope = _scope_state(request).get("fluxlit_root_path")
+        if isinstance(from_scope, str):
+            return from_scope
+        env = os.environ.get("FLUXLIT_ROOT_PATH")
+        if env:
+            return normalize_mount(env, name="FLUXLIT_ROOT_PATH", allow_empty=True)
+        if request is not None:
+            # The gateway hands the API root_path = mount + API prefix; strip the prefix to get the mount.
+            root = str(request.scope.get("root_path", "")).rstrip("/")
+            prefix = self.api_prefix(request)
+            if root.endswith(prefix):
+                return root[: -len(prefix)]
+            return root
+        settings = self._app.settings
+        return settings.root_path if settings is not None else ""
+
+    def app_base(self, request: Any = None) -> str:
+        """Where the Streamlit UI lives, without a trailing slash ("" for a root mount without an origin)."""
+        public = os.environ.get("FLUXLIT_PUBLIC_BASE_URL", "").strip()
+        if public:
+            parts = urlsplit(public)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(
+                    f"FLUXLIT_PUBLIC_BASE_URL={public!r} is not an absolute http(s) URL: "
+                    "try 'https://example.com' or 'https://example.com/apps/demo'"
+                )
+            if parts.path.strip("/"):
+                return public.rstrip("/")
+            return f"{parts.scheme}://{parts.netloc}{self.mount(request)}"
+        return self._origin(request) + self.mount(request)
+
+    def _origin(self, request: Any) -> str:
+        if request is None:
+            return ""
+        headers = request.headers
+        scheme = str(request.scope.get("scheme", "http"))
+        host = headers.get("host")
+        if self.trust_proxy:
+            scheme = _first_header(headers, "x-forwarded-proto") or scheme
+            host = _first_header(headers, "x-forwarded-host") or host
+        if not host:
+            server = request.scope.get("server")
+            host = f"{server[0]}:{server[1]}" if server else "localhost"
+        return f"{scheme}://{host}"
+
+    def api_base(self, request: Any = None) -> str:
+        return self.app_base(request) + self.api_prefix(request)
+
+    def docs_url(self, request: Any = None) -> str:
+        return self.api_base(request) + (self._app.api.docs_url or "/docs")
+
+    def redoc_url(self, request: Any = None) -> str:
+        return self.api_base(request) + (self._app.api.redoc_url or "/redoc")
+
+    def openapi_url(self, request: Any = None) -> str:
+        return self.api_base(request) + (self._app.api.openapi_url or "/openapi.json")
+
+    def health_url(self, request: Any = None) -> str:
+        return self.api_base(request) + "/healthz"
+
+    def ready_url(self, request: Any = None) -> str:
+        return self.api_base(request) + "/readyz"
+
+    def page_url(self, request: Any, path: str, *, query: Mapping[str, Any] | None = None) -> str:
+        """The browser URL of the page registered at ``path`` (Streamlit serves it at its slug), with ``query``."""
+        from fluxlit.pages.navigation import public_page_path
+
+        slug = public_page_path(self._app.pages, path)
+        url = f"{self.app_base(request)}/{slug}"
+        if query:
+            url += "?" + urlencode({k: v for k, v in query.items() if v is not None}, doseq=True)
+        return url
+
+    for_page = page_url
+
+
+def _scope_state(request: Any) -> Mapping[str, Any]:
+    if request is None:
+        return {}
+    state = request.scope.get("state")
+    return state if isinstance(state, Mapping) else {}

@@ -1,0 +1,239 @@
+"""`fluxlit dev`: `fluxlit serve` restarted from scratch whenever a watched .py file changes.
+
+A parent watcher runs `python -m fluxlit serve ...` as a child in its own session and polls file mtimes (no
+extra dependency, works on every filesystem including bind mounts). On a change it stops the whole child
+(gateway, API and Streamlit alike, so nothing keeps stale code) and starts a fresh one on the same port; the
+browser's Streamlit client reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from fluxlit.exit_codes import ExitCode
+from supervisor import pdeathsig_preexec
+
+POLL_INTERVAL_S = 0.5
+# Editors save in bursts (temp file, rename, format-on-save): wait for the burst to end before restarting.
+DEBOUNCE_S = 0.25
+STOP_GRACE_S = 20.0
+WATCHED_SUFFIXES = (".py",)
+WATCHED_NAMES = ("fluxlit.toml", "pyproject.toml")
+SKIPPED_DIRS = {"__pycache__", "node_modules", "site-packages", "build", "dist", "venv", "env"}
+MAX_WATCHED_FILES = 20_000
+# Exit codes of serve that no file change can fix (a busy port): dev exits with them instead of waiting.
+FATAL_EXIT_CODES = frozenset({int(ExitCode.PORT_UNAVAILABLE)})
+
+Snapshot = dict[str, int]
+
+
+def _log(message: str) -> None:
+    click.echo(f"fluxlit dev: {message}", err=True)
+
+
+def _skip_dir(path: Path) -> bool:
+    return path.name.startswith(".") or path.name in SKIPPED_DIRS or (path / "pyvenv.cfg").exists()
+
+
+def snapshot(roots: Iterable[Path]) -> Snapshot:
+    """Modification times of the watched files under ``roots`` (hidden dirs, caches and virtualenvs skipped)."""
+    seen: Snapshot = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            base = Path(dirpath)
+            dirnames[:] = [d for d in dirnames if not _skip_dir(base / d)]
+            for name in filenames:
+                if name.endswith(WATCHED_SUFFIXES) or name in WATCHED_NAMES:
+                    path = base / name
+                    try:
+                        seen[str(path)] = path.stat().st_mtime_ns
+                    except OSError:
+                        continue  # deleted between listing and stat: the next poll sees it gone
+                    if len(seen) >= MAX_WATCHED_FILES:
+                        return seen
+    return seen
+
+
+def changed_paths(before: Snapshot, after: Snapshot) -> list[str]:
+    """Files added, removed or modified between two snapshots, sorted."""
+    return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def watch_roots(target: str, cwd: Path, extra: Sequence[str] = ()) -> list[Path]:
+    """The cwd, the target file's (or module's) directory when outside it, and any --watch directories."""
+    from fluxlit.targets import parse_target
+
+    roots = [cwd.resolve()]
+    candidates = [Path(p) for p in extra]
+    try:
+        parsed = parse_target(target)
+    except Exception:  # a bad target is reported by `serve` itself, with its own exit code
+        parsed = None
+    if parsed is not None and parsed.file is not None:
+        candidates.append((cwd / parsed.file).parent)
+    for candidate in candidates:
+        resolved = (cwd / candidate).resolve()
+        if resolved.is_dir() and not any(resolved == r or r in resolved.parents for r in roots):
+            roots.append(resolved)
+    return roots
+
+
+class DevRunner:
+    """Owns one `serve` child at a time; restarts it on change, stops it on a signal."""
+
+    def __init__(self, serve_argv: Sequence[str], roots: Sequence[Path], *, poll_interval: float) -> None:
+        self.serve_argv = list(serve_argv)
+        self.roots = list(roots)
+        self.poll_interval = poll_interval
+        self.stop_signal: int | None = None
+        self.wake = threading.Event()
+        self.child: subprocess.Popen[bytes] | None = None
+
+    def request_stop(self, signum: int, frame: FrameType | None = None) -> None:
+        self.stop_signal = signum
+        self.wake.set()
+
+    def start_child(self) -> None:
+        self.child = subprocess.Popen(
+            self.serve_argv,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=pdeathsig_preexec(signal.SIGTERM),
+        )
+
+    def stop_child(self, signum: int = signal.SIGTERM) -> int | None:
+        """Signal the child's process group, wait (bounded), SIGKILL what is left; returns its exit code."""
+        child = self.child
+        if child is None:
+            return None
+        if child.poll() is None:
+            _signal_group(child.pid, signum)
+            try:
+                child.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                _log(f"serve (pid {child.pid}) did not stop within {STOP_GRACE_S:.0f}s: killing it")
+                _signal_group(child.pid, signal.SIGKILL)
+                child.wait(timeout=10)
+        _signal_group(child.pid, signal.SIGKILL)  # stragglers that left serve's control, if any
+        return child.returncode
+
+    def run(self) -> int:
+        before = snapshot(self.roots)
+        _log(f"watching {len(before)} files under {', '.join(map(str, self.roots))}")
+        self.start_child()
+        reported_exit = False
+        while self.stop_signal is None:
+            self.wake.wait(self.poll_interval)
+            if self.stop_signal is not None:
+                break
+            child = self.child
+            if child is not None and child.poll() is not None and not reported_exit:
+                if child.returncode in FATAL_EXIT_CODES:
+                    _log(f"serve exited with code {child.returncode}, which no code change can fix: stopping")
+                    return child.returncode
+                reported_exit = True
+                _log(f"serve exited with code {child.returncode}; waiting for a change to start it again")
+            after = snapshot(self.roots)
+            if after == before:
+                continue
+            time.sleep(DEBOUNCE_S)
+            after = snapshot(self.roots)
+            changed = changed_paths(before, after)
+            before = after
+            shown = ", ".join(os.path.relpath(p) for p in changed[:3]) + (" ..." if len(changed) > 3 else "")
+            _log(f"{shown} changed: restarting")
+            self.stop_child()
+            if self.stop_signal is None:
+                self.start_child()
+                reported_exit = False
+        code = self.stop_child(self.stop_signal or signal.SIGTERM)
+        return 0 if code is None else _exit_status(code)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    # ESRCH: the group is gone; EPERM: only a zombie remains.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _exit_status(returncode: int) -> int:
+    # Popen reports death by signal N as -N; a shell would say 128 + N.
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _concrete_port_args(settings: Any) -> list[str]:
+    """Port 0 means any: choose one now so every restart serves on the same port."""
+    if settings.binds or settings.port != 0:
+        return []
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+        probe.bind((settings.host, 0))
+        return ["--port", str(probe.getsockname()[1])]
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "--watch",
+    "watch_dirs",
+    multiple=True,
+    metavar="DIR",
+    help="Also watch DIR (repeatable). The current directory and the target's directory are always watched.",
+)
+@click.option(
+    "--poll-interval",
+    default=POLL_INTERVAL_S,
+    show_default=True,
+    type=click.FloatRange(min=0.05),
+    metavar="SECONDS",
+    help="How often to check file modification times.",
+)
+@click.argument("serve_args", nargs=-1, type=click.UNPROCESSED, metavar="[TARGET] [SERVE OPTIONS]...")
+def dev(watch_dirs: tuple[str, ...], poll_interval: float, serve_args: tuple[str, ...]) -> None:
+    """Serve TARGET like 'fluxlit serve' and restart everything when a .py file changes.
+
+    Takes every 'fluxlit serve' flag (see 'fluxlit serve --help'). On a change under the current directory
+    (or the target's, or a --watch DIR) the API, the gateway and Streamlit restart together on the same port,
+    and open browser tabs reconnect by themselves. SIGTERM/SIGINT stop the server; the exit code is its own.
+    """
+    from fluxlit.cli import fail, resolve, serve
+    from fluxlit.errors import FluxLitError
+
+    args = list(serve_args)
+    try:
+        with serve.make_context("fluxlit dev", list(args)) as ctx:
+            resolved = resolve(ctx.params)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except FluxLitError as error:
+        fail(error)
+        return
+    settings = resolved.settings
+    args += _concrete_port_args(settings)
+    runner = DevRunner(
+        [sys.executable, "-m", "fluxlit", "serve", *args],
+        watch_roots(settings.target, Path.cwd(), watch_dirs),
+        poll_interval=poll_interval,
+    )
+    signal.signal(signal.SIGTERM, runner.request_stop)
+    signal.signal(signal.SIGINT, runner.request_stop)
+    sys.exit(runner.run())
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m fluxlit.dev` until the CLI group registers it
+    dev(prog_name="fluxlit dev")

@@ -68,9 +68,8 @@ def settings_options(func: F) -> F:
             type=click.Choice(["auto", "json", "console"]),
             help=_flag_help("log_format"),
         ),
-        click.option(
-            "--forwarded-allow-ips", default=None, metavar="IPS", help=_flag_help("forwarded_allow_ips")
-        ),
+        click.option("--forwarded-allow-ips", default=None, metavar="IPS", help=_flag_help("forwarded_allow_ips")),
+        click.option("--trust-proxy/--no-trust-proxy", default=None, help=_flag_help("trust_proxy")),
         click.option("--replica-id", default=None, metavar="NAME", help=_flag_help("replica_id")),
         click.option("--metrics/--no-metrics", default=None, help=_flag_help("metrics")),
         click.argument("target", required=False),
@@ -156,6 +155,16 @@ def serve(**cli_values: Any) -> None:
         fail(error)
         return
     sys.exit(int(code))
+
+
+def _register_commands() -> None:
+    # Commands kept in their own modules; those modules import fluxlit.cli lazily, so the order is safe.
+    from fluxlit.dev import dev
+
+    main.add_command(dev)
+
+
+_register_commands()
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

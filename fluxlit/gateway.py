@@ -116,6 +116,10 @@ class Gateway:
         api_scope["path"] = full
         api_scope["raw_path"] = self.routes.root_path.encode("ascii") + raw_path
         api_scope["root_path"] = self._api_root
+        # root_path alone cannot tell the mount from the API prefix; app.urls needs both.
+        state = api_scope["state"]
+        state["fluxlit_root_path"] = self.routes.root_path
+        state["fluxlit_api_prefix"] = self.routes.api_prefix
         forwarded_for = scope.get("state", {}).get("forwarded_client")
         if forwarded_for is not None:
             api_scope["client"] = (forwarded_for, 0)

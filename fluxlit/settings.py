@@ -124,6 +124,13 @@ def parse_forwarded_allow_ips(value: Any, where: str) -> str:
     return text
 
 
+def parse_public_base_url(value: Any, where: str) -> str:
+    text = parse_str(value, where).strip().rstrip("/")
+    if text and not (text.startswith(("http://", "https://")) and "://" in text and len(text.split("://", 1)[1]) > 0):
+        raise _bad(where, value, "an absolute http(s) URL such as https://example.com/apps/demo")
+    return text
+
+
 def _setting(default: Any, env: str, flag: str | None, help: str, parse: Callable[[Any, str], Any], **kw: Any) -> Any:
     meta = {"env": env, "flag": flag, "help": help, "parse": parse, **kw}
     if isinstance(default, list | dict):
@@ -277,6 +284,20 @@ class Settings:
         "Peers (IPs or CIDRs, comma separated; '*' for any) whose X-Forwarded-* headers are believed; "
         "from anyone else those headers are dropped.",
         parse_forwarded_allow_ips,
+    )
+    trust_proxy: bool = _setting(
+        False,
+        "FLUXLIT_TRUST_PROXY",
+        "--trust-proxy/--no-trust-proxy",
+        "Let X-Forwarded-Host/Proto/Prefix from trusted peers shape the absolute links app.urls builds.",
+        parse_bool,
+    )
+    public_base_url: str = _setting(
+        "",
+        "FLUXLIT_PUBLIC_BASE_URL",
+        None,
+        "The public URL users reach (e.g. https://example.com/apps/demo); absolute links use it verbatim.",
+        parse_public_base_url,
     )
     replica_id: str = _setting(
         "",

@@ -7,6 +7,7 @@ from supervisor.child import ChildSpec
 from supervisor.exit_codes import ExitCode
 from supervisor.notify import sd_notify
 from supervisor.policy import Decision, FailureLedger, GiveUp, Restart, RestartPolicy
+from supervisor.process import pdeathsig_preexec
 from supervisor.runner import run, run_supervised
 from supervisor.serve import ASGIApp, ServeConfig
 from supervisor.state import StateHub, StateName, SupervisorControl, UpstreamState
@@ -27,6 +28,7 @@ __all__ = [
     "SupervisorControl",
     "UpstreamState",
     "default_state_file_path",
+    "pdeathsig_preexec",
     "read_upstream",
     "run",
     "run_supervised",

@@ -56,10 +56,10 @@ def _libc_prctl() -> Callable[..., int] | None:
     return function
 
 
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A preexec_fn asking the kernel to SIGKILL the child when the forking thread dies (Linux only).
+def pdeathsig_preexec(signum: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A preexec_fn asking the kernel to send `signum` to the child when the forking thread dies (Linux only).
 
-    SIGKILL, not SIGTERM: once the parent is gone the child's stdout/stderr pipes are broken, and a
+    SIGKILL by default, not SIGTERM: once the parent is gone the child's stdout/stderr pipes are broken, and a
     child whose SIGTERM handler writes to them (Streamlit prints "Stopping...") dies of BrokenPipeError
     inside the handler and keeps running. With no parent left there is nothing graceful to do anyway.
     """
@@ -71,7 +71,7 @@ def _pdeathsig_preexec() -> Callable[[], None] | None:
     parent = os.getpid()
 
     def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
         # The parent may have died between fork and prctl; then no signal will ever come.
         if os.getppid() != parent:
             os._exit(1)
@@ -94,7 +94,7 @@ async def spawn_child(argv: Sequence[str], env: Mapping[str, str], cwd: str | No
         env={**os.environ, **env},
         cwd=cwd,
         start_new_session=True,
-        preexec_fn=_pdeathsig_preexec(),
+        preexec_fn=pdeathsig_preexec(),
     )
 
 

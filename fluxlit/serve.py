@@ -249,12 +249,14 @@ def _not_configured() -> UpstreamStatus:
     return UpstreamStatus("not_configured")
 
 
-# Hypercorn settings the gateway relies on (see TRAPS.md): our own access log, bounded header size,
-# and WebSocket pings to browsers so load balancers keep idle sessions open.
+# Hypercorn settings the gateway relies on (see TRAPS.md): our own access log and bounded header size.
+# No hypercorn WebSocket pings: in hypercorn 0.18 the ping loop outlives a closed WebSocket by up to one
+# interval, and every graceful stop after a browser session then waited the full --graceful-timeout
+# (11.6 s instead of 0.5 s, measured). Load balancers in front need an idle timeout above Streamlit's.
 HYPERCORN_OPTIONS: dict[str, Any] = {
     "accesslog": None,
     "h11_max_incomplete_size": 64 * 1024,
-    "websocket_ping_interval": 20.0,
+    "websocket_ping_interval": None,
     "keep_alive_timeout": 75.0,
 }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -14,6 +16,24 @@ from fluxlit.metrics import GatewayMetrics
 from fluxlit.redaction import redact_query
 
 Dispatch = Callable[[Send], Awaitable[None]]
+
+
+@dataclass
+class WebSocketTally:
+    """What the proxy reports about the session being observed (see MetricsProxyHooks), for its close line."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    close_code: int | None = None
+
+
+# The proxy's hooks run in the request's task (or tasks it started), so they find the session's tally here.
+_current_tally: ContextVar[WebSocketTally | None] = ContextVar("fluxlit_websocket_tally", default=None)
+
+
+def current_websocket_tally() -> WebSocketTally | None:
+    """The tally of the WebSocket session being served in this context, if any."""
+    return _current_tally.get()
 
 
 class AccessObserver:
@@ -79,37 +99,47 @@ class AccessObserver:
                 )
 
     async def _websocket(self, dispatch: str, scope: Scope, request_id: str, call: Dispatch, send: Send) -> None:
-        close_code: int | None = None
-        accepted = False
+        tally = WebSocketTally()
+        status = 0
+        sent_close: int | None = None
 
         async def observed(message: Message) -> None:
-            nonlocal close_code, accepted
+            nonlocal status, sent_close
             kind = message["type"]
             if kind == "websocket.accept":
-                accepted = True
+                status = 101
+                if self.access_log:
+                    self._line("websocket.open", logging.INFO, scope, request_id, dispatch, method="WEBSOCKET")
             elif kind == "websocket.close":
-                close_code = message.get("code", 1000)
+                sent_close = message.get("code", 1000)
             elif kind == "websocket.http.response.start":
-                close_code = message["status"]
+                status = message["status"]
             await send(message)
 
         if self.metrics is not None:
             self.metrics.count_websocket(dispatch)
         started = time.perf_counter()
+        token = _current_tally.set(tally)
         try:
             await call(observed)
         finally:
+            _current_tally.reset(token)
             if self.access_log:
                 self._line(
-                    "websocket",
+                    "websocket.close",
                     logging.INFO,
                     scope,
                     request_id,
                     dispatch,
                     method="WEBSOCKET",
-                    accepted=accepted,
-                    close_code=close_code,
+                    # A close before accepting is answered 403 by the server (ASGI's rule for websocket.close).
+                    status=status or 403,
+                    close_code=tally.close_code if tally.close_code is not None else sent_close,
+                    # Who ended the session: we did if the app sent a close, else the client (or its network).
+                    closed_by="server" if sent_close is not None else "client",
                     duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                    messages_in=tally.messages_in,
+                    messages_out=tally.messages_out,
                 )
 
     def _line(self, event: str, level: int, scope: Scope, request_id: str, dispatch: str, **fields: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -27,18 +28,29 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+def uses_json(fmt: str, stream: Any) -> bool:
+    """`auto` means JSON unless a person is watching: a TTY gets the console renderer."""
+    if fmt in ("json", "console"):
+        return fmt == "json"
+    isatty = getattr(stream, "isatty", None)
+    return not (callable(isatty) and isatty())
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
-    """JSON lines on a pipe or file, a readable console on a TTY; `fmt` forces either."""
+    """JSON lines on a pipe or file, a readable console on a TTY; `fmt` forces either.
+
+    Every line has `timestamp` (RFC 3339, UTC, `Z`), `level`, `logger` and `event`.
+    """
     out = stream or sys.stdout
-    use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
-    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
+    if uses_json(fmt, out):
+        # Tracebacks become one `exception` string field, so a line stays one JSON object.
+        final: list[Any] = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        colors = bool(getattr(out, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+        final = [structlog.dev.ConsoleRenderer(colors=colors)]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)

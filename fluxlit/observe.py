@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from proxy import ProxyHooks
-
+from fluxlit.access import current_websocket_tally
 from fluxlit.metrics import GatewayMetrics
+from proxy import ProxyHooks
 
 
 class MetricsProxyHooks(ProxyHooks):
@@ -28,14 +28,24 @@ class MetricsProxyHooks(ProxyHooks):
 
     def websocket_message(self, direction: str, size: int) -> None:
         self.metrics.ws_messages.labels(direction).inc()
+        tally = current_websocket_tally()
+        if tally is not None:
+            if direction == "upstream":
+                tally.messages_in += 1
+            else:
+                tally.messages_out += 1
 
     def websocket_closed(self, code: int, duration_s: float) -> None:
         self.metrics.websockets.dec()
         self.metrics.ws_sessions.observe(duration_s)
+        tally = current_websocket_tally()
+        if tally is not None:
+            # The client leg's code, also when the client closed first and the app never sent a close.
+            tally.close_code = code
 
 
 class ChildStateMetrics:
-    """Subscribed to the supervisor's state hub: child up/down, restarts by reason, time to healthy."""
+    """Subscribed to the supervisor's state hub: child up/down and pid, restarts by reason, time to healthy."""
 
     def __init__(self, metrics: GatewayMetrics) -> None:
         self.metrics = metrics
@@ -45,6 +55,7 @@ class ChildStateMetrics:
     def __call__(self, state: Any) -> None:
         name = state.state
         metrics = self.metrics
+        metrics.set_child_pid(state.pid)
         metrics.child_up.set(1 if name == "ready" else 0)
         if name == "starting":
             self._spawned_at = time.monotonic()

@@ -7,8 +7,13 @@ from urllib.parse import parse_qsl, urlencode
 
 REDACTED = "[REDACTED]"
 SENSITIVE_QUERY_KEYS = frozenset(
-    {"fluxlit_sid", "token", "auth_code", "access_token", "refresh_token", "id_token", "password", "code", "secret"}
-)
+    {
+        "fluxlit_sid", "token", "auth_code", "access_token", "refresh_token", "id_token", "password", "code",
+        "secret", "client_secret", "api_key", "apikey", "jwt", "signature", "sig",
+        # Pre-signed cloud storage URLs carry their credentials in the query.
+        "x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature", "x-goog-credential",
+    }
+)  # fmt: skip
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "cookie", "set-cookie", "proxy-authorization", "sec-websocket-protocol", "x-api-key"}
 )

@@ -1,0 +1,134 @@
+"""`fluxlit doctor`: run the check registry offline (and against a running instance with --url) and explain."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from fluxlit.doctor_app import (
+    check_body_limit,
+    check_graceful_timeout,
+    check_pages,
+    check_settings,
+    check_target,
+    check_upstream_timeouts,
+)
+from fluxlit.doctor_env import (
+    check_dependencies,
+    check_inotify,
+    check_packages,
+    check_port,
+    check_python,
+    check_state_file,
+)
+from fluxlit.doctor_live import check_healthz, check_html_shell, check_readyz, check_static_asset, check_websocket
+from fluxlit.doctor_model import Check, CheckFunction, DoctorContext, Status, check_name, failed
+
+# Order matters only for reading: environment first, then the app, then the running instance.
+OFFLINE_CHECKS: tuple[CheckFunction, ...] = (
+    check_python,
+    check_dependencies,
+    check_packages,
+    check_settings,
+    check_target,
+    check_pages,
+    check_upstream_timeouts,
+    check_graceful_timeout,
+    check_body_limit,
+    check_port,
+    check_state_file,
+    check_inotify,
+)
+LIVE_CHECKS: tuple[CheckFunction, ...] = (
+    check_healthz,
+    check_readyz,
+    check_html_shell,
+    check_static_asset,
+    check_websocket,
+)
+
+
+def describe_checks() -> list[dict[str, str | bool]]:
+    """Every check's name, whether it needs --url, and what it verifies (first docstring line), for docs."""
+    return [
+        {"name": check_name(fn), "live": fn in LIVE_CHECKS, "checks": (fn.__doc__ or "").split("\n")[0]}
+        for fn in (*OFFLINE_CHECKS, *LIVE_CHECKS)
+    ]
+
+
+def run_checks(ctx: DoctorContext, checks: Sequence[CheckFunction]) -> list[Check]:
+    """Run each check; one that crashes is reported as a FAIL of its own rather than ending the run."""
+    results = []
+    for function in checks:
+        try:
+            results.append(function(ctx))
+        except Exception as error:
+            results.append(
+                failed(
+                    check_name(function),
+                    f"the check itself crashed: {type(error).__name__}: {error}",
+                    "report this as a FluxLit bug, with this output",
+                )
+            )
+    return results
+
+
+def overall(results: Sequence[Check]) -> Status:
+    statuses = {check.status for check in results}
+    for status in (Status.FAIL, Status.WARN):
+        if status in statuses:
+            return status
+    return Status.PASS
+
+
+def exit_code(results: Sequence[Check], *, strict: bool) -> int:
+    verdict = overall(results)
+    return 1 if verdict is Status.FAIL or (strict and verdict is Status.WARN) else 0
+
+
+def render_text(results: Sequence[Check]) -> str:
+    lines = [f"{c.status.value}  {c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in results]
+    counts = {status: sum(c.status is status for c in results) for status in Status}
+    lines.append(
+        f"\n{overall(results).value}: {counts[Status.PASS]} passed, "
+        f"{counts[Status.WARN]} warning(s), {counts[Status.FAIL]} failed"
+    )
+    return "\n".join(lines)
+
+
+def render_json(results: Sequence[Check]) -> str:
+    return json.dumps({"status": overall(results).value, "checks": [c.as_dict() for c in results]}, indent=2)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("target", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {status, checks: [{name, status, detail, fix}]}.")
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on failures.")
+@click.option(
+    "--url",
+    default=None,
+    metavar="URL",
+    help="Also check a running instance as browsers reach it, e.g. https://example.com/apps/demo "
+    "(health, readiness, the page, one asset, the WebSocket handshake).",
+)
+def doctor(target: str | None, as_json: bool, strict: bool, url: str | None) -> None:
+    """Check the environment, the configuration and the app TARGET, and say how to fix what is wrong.
+
+    TARGET is the app as for 'fluxlit serve' (default: FLUXLIT_APP, then the project file, then app:app).
+    Settings come from FLUXLIT_* env vars and fluxlit.toml, as for 'fluxlit serve'.
+    Each line reads 'STATUS  name: detail (fix: ...)'. Exit code: 0 when nothing failed, 1 otherwise
+    (with --strict also on warnings).
+    """
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{url!r} must start with http:// or https://", param_hint="--url")
+    ctx = DoctorContext(target_arg=target, url=url, cwd=Path.cwd())
+    results = run_checks(ctx, OFFLINE_CHECKS + (LIVE_CHECKS if url else ()))
+    click.echo(render_json(results) if as_json else render_text(results))
+    sys.exit(exit_code(results, strict=strict))
+
+
+__all__ = ["LIVE_CHECKS", "OFFLINE_CHECKS", "Check", "Status", "describe_checks", "doctor", "run_checks"]

@@ -1,0 +1,179 @@
+"""`fluxlit doctor --url` against a real `fluxlit serve`, directly, under a sub-path, and behind a bad proxy."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from fluxlit.doctor import doctor
+from tests._live import SMOKE_APP, LiveServer
+
+pytestmark = pytest.mark.slow
+NGINX_UPGRADE = 'proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade";'
+HEAD_LIMIT = 64 * 1024
+
+
+class UpgradeDroppingProxy:
+    """A reverse proxy configured like nginx without the WebSocket lines: plain HTTP passes, the upgrade does not.
+
+    mode "strip": forwards the WebSocket request with Upgrade/Connection removed (nginx's default behaviour);
+    mode "refuse": answers the WebSocket request 400 itself.
+    """
+
+    def __init__(self, upstream_port: int, mode: str) -> None:
+        self.upstream_port = upstream_port
+        self.mode = mode
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> UpgradeDroppingProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < HEAD_LIMIT:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+            upgrade = any(line.lower().replace(b" ", b"") == b"upgrade:websocket" for line in lines[1:])
+            if upgrade and self.mode == "refuse":
+                conn.sendall(
+                    b"HTTP/1.1 400 Bad Request\r\nServer: fake-nginx\r\nContent-Length: 11\r\n"
+                    b"Connection: close\r\n\r\nBad Request"
+                )
+                return
+            # Hop-by-hop headers end here, as in nginx; every request goes upstream on its own connection.
+            kept = [line for line in lines[1:] if not line.lower().startswith((b"upgrade:", b"connection:"))]
+            request = b"\r\n".join([lines[0], *kept, b"Connection: close", b"", b""])
+            with socket.create_connection(("127.0.0.1", self.upstream_port), timeout=10) as upstream:
+                upstream.sendall(request)
+                for _ in range(10_000):
+                    data = upstream.recv(65536)
+                    if not data:
+                        break
+                    conn.sendall(data)
+
+
+def run_doctor(url: str, port: int, *extra_env: tuple[str, str]) -> tuple[int, dict[str, Any]]:
+    env = {"FLUXLIT_GATEWAY_PORT": str(port), **dict(extra_env)}
+    result = CliRunner().invoke(doctor, [f"{SMOKE_APP}:app", "--url", url, "--json"], env=env)
+    return result.exit_code, json.loads(result.output)
+
+
+def statuses(report: dict[str, Any]) -> dict[str, str]:
+    return {check["name"]: check["status"] for check in report["checks"]}
+
+
+def verdict(report: dict[str, Any], name: str) -> dict[str, str]:
+    return next(check for check in report["checks"] if check["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path_factory.mktemp("doctor")).start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def test_healthy_instance_passes_every_check(live: LiveServer) -> None:
+    code, report = run_doctor(live.base, live.port)
+    assert set(statuses(report).values()) == {"PASS"}, report
+    assert code == 0
+    assert "in use by the instance at --url" in verdict(report, "port")["detail"]
+    assert "subprotocol streamlit" in verdict(report, "websocket")["detail"]
+
+
+def test_instance_under_a_sub_path_passes_with_its_prefix(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path, "--root-path", "/apps/demo").start()
+    try:
+        server.wait_ready()
+        code, report = run_doctor(server.base + "/apps/demo", server.port, ("FLUXLIT_ROOT_PATH", "/apps/demo"))
+    finally:
+        server.stop()
+    assert set(statuses(report).values()) == {"PASS"}, report
+    assert code == 0
+
+
+def test_proxy_that_strips_upgrade_is_named_with_the_nginx_fix(live: LiveServer) -> None:
+    with UpgradeDroppingProxy(live.port, "strip") as proxy:
+        code, report = run_doctor(f"http://127.0.0.1:{proxy.port}", live.port)
+    assert statuses(report)["healthz"] == "PASS"
+    check = verdict(report, "websocket")
+    assert check["status"] == "FAIL"
+    assert "reached it without 'Upgrade: websocket'" in check["detail"]
+    assert "the proxy in front drops the Upgrade/Connection headers" in check["detail"]
+    assert NGINX_UPGRADE in check["fix"]
+    assert code == 1
+
+
+def test_proxy_that_refuses_upgrade_is_named_as_the_hop(live: LiveServer) -> None:
+    with UpgradeDroppingProxy(live.port, "refuse") as proxy:
+        code, report = run_doctor(f"http://127.0.0.1:{proxy.port}", live.port)
+    check = verdict(report, "websocket")
+    assert check["status"] == "FAIL"
+    assert "the proxy in front answered 400 itself" in check["detail"]
+    assert NGINX_UPGRADE in check["fix"]
+    assert code == 1
+
+
+def test_python_m_fluxlit_doctor_runs_when_registered(live: LiveServer, tmp_path: Path) -> None:
+    from fluxlit.cli import main
+
+    if "doctor" not in main.commands:
+        pytest.skip("fluxlit.cli does not register the doctor command yet")
+    result = subprocess.run(
+        [sys.executable, "-m", "fluxlit", "doctor", f"{SMOKE_APP}:app", "--url", live.base],
+        env={"PATH": "/usr/bin:/bin", "FLUXLIT_GATEWAY_PORT": str(live.port), "HOME": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS  websocket:" in result.stdout
+
+
+def test_wrong_sub_path_says_fluxlit_answered_elsewhere(live: LiveServer) -> None:
+    code, report = run_doctor(live.base + "/apps/wrong", live.port)
+    check = verdict(report, "healthz")
+    assert (code, check["status"]) == (1, "FAIL")
+    assert "FluxLit answered (X-Request-ID)" in check["detail"]
+    assert "--root-path" in check["fix"]

@@ -7,7 +7,7 @@ import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,6 +16,9 @@ from fluxlit.errors import FluxLitError
 from fluxlit.exit_codes import ExitCode
 from fluxlit.settings import SPECS_BY_NAME
 from fluxlit.settings_sources import ResolvedSettings, load_settings
+
+if TYPE_CHECKING:
+    from fluxlit.targets import LoadedTarget
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,6 +87,17 @@ def resolve(cli_values: dict[str, Any]) -> ResolvedSettings:
     return load_settings(cli_values)
 
 
+def resolve_with_target(cli_values: dict[str, Any]) -> tuple[ResolvedSettings, LoadedTarget]:
+    """Resolve, import the target, and resolve again when the app brings its own Settings (the "app" layer)."""
+    from fluxlit.targets import load_target
+
+    resolved = load_settings(cli_values)
+    target = load_target(resolved.settings.target)
+    if target.app is not None and target.app.settings is not None:
+        resolved = load_settings(cli_values, app_settings=target.app.settings)
+    return resolved, target
+
+
 def _exit_on_early_signal(signum: int, frame: FrameType | None) -> None:
     sys.exit(int(ExitCode.OK))
 
@@ -116,9 +130,17 @@ def config(as_json: bool, **cli_values: Any) -> None:
     """Show the effective configuration and where each value came from.
 
     TARGET is the app, as for 'fluxlit serve' (default: FLUXLIT_APP, then the project file, then app:app).
+    The target is imported so that settings given in its code (FluxLit(settings=...)) show up as "app";
+    when it cannot be imported, the other sources are still shown and a warning names the problem.
     """
+    from fluxlit.errors import TargetError
+
     try:
-        resolved = resolve(cli_values)
+        try:
+            resolved, _ = resolve_with_target(cli_values)
+        except TargetError as error:
+            resolved = resolve(cli_values)
+            click.echo(f"fluxlit: warning: app settings not shown: {error}", err=True)
     except FluxLitError as error:
         fail(error)
         return
@@ -149,8 +171,8 @@ def serve(**cli_values: Any) -> None:
     from fluxlit.serve import serve_command
 
     try:
-        resolved = resolve(cli_values)
-        code = serve_command(resolved)
+        resolved, target = resolve_with_target(cli_values)
+        code = serve_command(resolved, target)
     except FluxLitError as error:
         fail(error)
         return
@@ -160,8 +182,10 @@ def serve(**cli_values: Any) -> None:
 def _register_commands() -> None:
     # Commands kept in their own modules; those modules import fluxlit.cli lazily, so the order is safe.
     from fluxlit.dev import dev
+    from fluxlit.doctor import doctor
 
     main.add_command(dev)
+    main.add_command(doctor)
 
 
 _register_commands()

@@ -12,21 +12,20 @@ from fluxlit.errors import ConfigError
 from fluxlit.settings import Settings
 from fluxlit.settings_sources import ResolvedSettings
 from fluxlit.streamlit_entry import streamlit_argv
-from fluxlit.targets import LoadedTarget, load_target
+from fluxlit.targets import LoadedTarget
 from fluxlit.upstream_status import UpstreamStatus
 
 # Retry-After while Streamlit (re)starts: a cold start takes one to two seconds here.
 RESTART_RETRY_AFTER_S = 2
 
 
-def serve_command(resolved: ResolvedSettings) -> int:
+def serve_command(resolved: ResolvedSettings, target: LoadedTarget) -> int:
     """Run until a signal (exit 0) or a supervision failure (its exit code)."""
     settings = resolved.settings
     from fluxlit.logs import configure_logging, get_logger
 
     configure_logging(settings.log_level, settings.log_format)
     log = get_logger("fluxlit")
-    target = load_target(settings.target)
     settings = _with_concrete_port(settings)
     if not settings.replica_id:
         from fluxlit.settings_sources import replace
@@ -235,7 +234,8 @@ class ServePlan:
         self.state_file = Path(settings.state_file) if settings.state_file else default_state_file_path()
 
         def on_child_output(stream: str, line: str, pid: int, generation: int) -> None:
-            child_log.info(line, stream=stream, pid=pid, generation=generation)
+            if line.strip():  # Streamlit pads its banner with blank lines
+                child_log.info(line, stream=stream, pid=pid, generation=generation)
 
         self.on_child_output = on_child_output
 
@@ -257,6 +257,8 @@ HYPERCORN_OPTIONS: dict[str, Any] = {
     "accesslog": None,
     "h11_max_incomplete_size": 64 * 1024,
     "websocket_ping_interval": None,
+    # hypercorn's default cap is 16 MiB per message; Streamlit allows 200 MB and the proxy 256 MiB.
+    "websocket_max_message_size": 256 * 1024 * 1024,
     "keep_alive_timeout": 75.0,
 }
 

@@ -40,7 +40,7 @@ def test_config_json_is_valid_and_every_value_has_a_source(runner: CliRunner, tm
     (tmp_path / "fluxlit.toml").write_text("root_path = '/apps/x'\n")
     result = runner.invoke(main, ["config", "my:app", "--port", "9123", "--json"], env={"FLUXLIT_LOG_LEVEL": "debug"})
     assert result.exit_code == 0, result.output
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     rows = {row["name"]: row for row in document["settings"]}
     assert set(rows) == {spec.name for spec in SETTING_SPECS}
     assert all(row["source"] for row in rows.values())
@@ -72,3 +72,31 @@ def test_serve_with_missing_target_exits_3(runner: CliRunner) -> None:
     result = runner.invoke(main, ["serve", "nosuchmodule_xyz:app"])
     assert result.exit_code == 3
     assert "no module named 'nosuchmodule_xyz'" in result.output
+
+
+APP_WITH_SETTINGS = """
+from fluxlit import FluxLit, Settings
+
+app = FluxLit(settings=Settings(api_mount_path="/v2", graceful_timeout_s=3))
+"""
+
+
+def test_config_shows_settings_from_the_app_code_as_app(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "coded_app.py").write_text(APP_WITH_SETTINGS)
+    result = runner.invoke(main, ["config", "coded_app.py:app", "--graceful-timeout", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)["settings"]}
+    assert (rows["api_mount_path"]["value"], rows["api_mount_path"]["source"]) == ("/v2", "app")
+    assert (rows["graceful_timeout_s"]["value"], rows["graceful_timeout_s"]["source"]) == (4.0, "cli")
+
+
+def test_config_still_reports_when_the_target_cannot_be_imported(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["config", "missing_mod_q:app"])
+    assert result.exit_code == 0
+    assert "app settings not shown" in result.output
+
+
+def test_doctor_and_dev_are_registered(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--help"])
+    assert "doctor" in result.output
+    assert "dev" in result.output

@@ -1,0 +1,16 @@
+"""A generic ASGI reverse proxy to one upstream, on anyio + h11 + wsproto."""
+
+from .app import ReverseProxy
+from .config import ProxyConfig, Unavailable, Upstream, UpstreamResolver
+from .failures import ResponseAborted
+from .hooks import ProxyHooks
+
+__all__ = [
+    "ProxyConfig",
+    "ProxyHooks",
+    "ResponseAborted",
+    "ReverseProxy",
+    "Unavailable",
+    "Upstream",
+    "UpstreamResolver",
+]

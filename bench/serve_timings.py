@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests._live import LiveServer  # noqa: E402
+from tests._live import LiveServer
 
 
 def wait_status(live: LiveServer, wanted: int, timeout: float) -> float:

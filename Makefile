@@ -38,6 +38,7 @@ lint: install
 	$(BIN)/ruff check fluxlit supervisor proxy tests e2e bench examples
 	$(BIN)/ruff format --check fluxlit supervisor proxy tests e2e bench examples
 	$(BIN)/mypy --strict fluxlit supervisor proxy
+	$(BIN)/ty check fluxlit supervisor proxy
 
 bench-proxy: install
 	$(BIN)/python bench/proxy_bench.py

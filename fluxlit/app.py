@@ -101,7 +101,8 @@ class FluxLit:
 
         def register(handler: HandlerT) -> HandlerT:
             doc = (handler.__doc__ or "").strip().splitlines()
-            default_title = handler.__name__.replace("_", " ").title() if hasattr(handler, "__name__") else path
+            name = getattr(handler, "__name__", None)
+            default_title = name.replace("_", " ").title() if isinstance(name, str) else path
             self._pages.add(
                 PageRecord(
                     path=normalized,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
@@ -41,7 +41,7 @@ def current_request_id() -> str | None:
 
 
 @contextlib.contextmanager
-def request_id_scope(request_id: str | None) -> Iterator[None]:
+def request_id_scope(request_id: str | None) -> Generator[None, None, None]:
     """Within the block, ApiClient calls carry ``request_id`` (the bundled entrypoint sets it per page run)."""
     token = _current_request_id.set(request_id)
     try:

@@ -99,7 +99,7 @@ CheckFunction = Callable[[DoctorContext], Check]
 
 def check_name(function: CheckFunction) -> str:
     """The name a check function reports under: its own name without the `check_` prefix."""
-    return function.__name__.removeprefix("check_")
+    return str(getattr(function, "__name__", repr(function))).removeprefix("check_")
 
 
 def not_checked(function: CheckFunction, why: str) -> Check:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import quote
 
 from fluxlit.access import AccessObserver
@@ -248,7 +249,7 @@ def build_gateway(
         api: ASGIApp = app.api
         base = settings or app.settings or Settings()
     elif callable(app):
-        api = app
+        api = cast(ASGIApp, app)
         base = settings or Settings()
     else:
         raise TypeError(f"build_gateway needs a FluxLit or an ASGI app, got {type(app).__name__}")

@@ -215,7 +215,7 @@ class ServePlan:
             else None
         )
         self.policy = RestartPolicy(
-            on_exit=settings.on_child_exit,  # type: ignore[arg-type]
+            on_exit="exit" if settings.on_child_exit == "exit" else "restart",
             backoff_initial=settings.restart_backoff_initial_s,
             backoff_max=settings.restart_backoff_max_s,
             max_failures=settings.restart_max_failures,

@@ -7,7 +7,7 @@ import enum
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from collections.abc import Set as AbstractSet
 
 import anyio
@@ -25,7 +25,7 @@ class ManagedPids:
         self.spawning = 0
 
     @contextlib.contextmanager
-    def spawn_in_progress(self) -> Iterator[None]:
+    def spawn_in_progress(self) -> Generator[None, None, None]:
         """While forking, a fresh child that dies at once is not yet in `pids`: hold reaping off."""
         self.spawning += 1
         try:
@@ -83,7 +83,7 @@ async def run_reaper(managed: ManagedPids, poll_interval: float = 1.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _sigchld_receiver() -> AsyncIterator[AsyncIterator[signal.Signals] | None]:
+async def _sigchld_receiver() -> AsyncGenerator[AsyncIterator[signal.Signals] | None, None]:
     receiver: AsyncIterator[signal.Signals] | None = None
     with contextlib.ExitStack() as stack:
         try:

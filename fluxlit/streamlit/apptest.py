@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -19,7 +19,7 @@ from fluxlit.streamlit_entry import streamlit_main_path
 
 
 @contextlib.contextmanager
-def _patched_env(values: Mapping[str, str]) -> Iterator[None]:
+def _patched_env(values: Mapping[str, str]) -> Generator[None, None, None]:
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -33,7 +33,7 @@ def _patched_env(values: Mapping[str, str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _installed(modules: Mapping[str, ModuleType], paths: list[str]) -> Iterator[None]:
+def _installed(modules: Mapping[str, ModuleType], paths: list[str]) -> Generator[None, None, None]:
     added_paths = [p for p in paths if p not in sys.path]
     sys.path[:0] = added_paths
     added = {name: mod for name, mod in modules.items() if name not in sys.modules}

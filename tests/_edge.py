@@ -27,6 +27,17 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, scheme:
     raise AssertionError(f"edge proxy not listening on {port}:\n{log.read_text(errors='replace')}")
 
 
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s: edge proxies are stopped by the PID we started."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 class Nginx:
     """nginx in the foreground with a private prefix; the deploy/ site config rendered for test ports."""
 
@@ -83,13 +94,7 @@ class Nginx:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        _stop(self.proc)
 
 
 class Caddy:
@@ -123,10 +128,4 @@ class Caddy:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        _stop(self.proc)

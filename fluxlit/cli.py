@@ -179,6 +179,21 @@ def serve(**cli_values: Any) -> None:
     sys.exit(int(code))
 
 
+@main.command(epilog=EPILOG)
+@settings_options
+def workbench(**cli_values: Any) -> None:
+    """Serve TARGET behind an IDE's port forwarding (Posit Workbench, VS Code, JupyterHub).
+
+    Same as 'fluxlit serve' with --trust-proxy on, so links follow the proxy's X-Forwarded-* headers
+    (from peers in --forwarded-allow-ips, loopback by default); prints the local and proxied URLs.
+    Use --root-path when the proxy passes its prefix through instead of stripping it.
+    """
+    signal.signal(signal.SIGTERM, _exit_on_early_signal)
+    from fluxlit.workbench import workbench_command
+
+    workbench_command(**cli_values)
+
+
 def _register_commands() -> None:
     # Commands kept in their own modules; those modules import fluxlit.cli lazily, so the order is safe.
     from fluxlit.dev import dev

@@ -41,7 +41,15 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
 class Nginx:
     """nginx in the foreground with a private prefix; the deploy/ site config rendered for test ports."""
 
-    def __init__(self, workdir: Path, site: str, upstream_port: int, *, body_limit: str = "200m") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        site: str,
+        upstream_port: int,
+        *,
+        body_limit: str = "200m",
+        site_replacements: dict[str, str] | None = None,
+    ) -> None:
         self.dir = workdir / "nginx"
         self.dir.mkdir()
         self.port = free_port()
@@ -52,6 +60,8 @@ class Nginx:
         params = (DEPLOY / "nginx" / "fluxlit-proxy-params.conf").read_text()
         params = params.replace("client_max_body_size 200m;", f"client_max_body_size {body_limit};")
         site_text = (DEPLOY / "nginx" / site).read_text()
+        for old, new in (site_replacements or {}).items():
+            site_text = site_text.replace(old, new)
         self.scheme = "https" if "listen 443 ssl" in site_text else "http"
         if self.scheme == "https":
             site_text = site_text.replace("listen 443 ssl", f"listen 127.0.0.1:{self.port} ssl")

@@ -100,3 +100,24 @@ def test_doctor_and_dev_are_registered(runner: CliRunner) -> None:
     result = runner.invoke(main, ["--help"])
     assert "doctor" in result.output
     assert "dev" in result.output
+
+
+def test_workbench_urls_name_loopback_and_the_ide_proxy() -> None:
+    from fluxlit.workbench import workbench_urls
+
+    assert workbench_urls("0.0.0.0", 8123, {}) == ["Local:   http://127.0.0.1:8123/"]
+    lines = workbench_urls("127.0.0.1", 8123, {"RS_SERVER_URL": "https://wb/", "RS_SESSION_URL": "/s/abc/"})
+    assert lines[1].startswith("Proxied: https://wb/s/abc/p/")
+    jupyter = workbench_urls("127.0.0.1", 8123, {"JUPYTERHUB_SERVICE_PREFIX": "/user/ada/"})
+    assert jupyter[1] == "Proxied: /user/ada/proxy/8123/  (jupyter-server-proxy)"
+
+
+def test_workbench_help_reads_well(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["workbench", "--help"])
+    assert result.exit_code == 0
+    assert "IDE's port forwarding" in result.output
+
+
+def test_workbench_with_bad_target_exits_3(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["workbench", "nosuchmodule_wb:app"])
+    assert result.exit_code == 3

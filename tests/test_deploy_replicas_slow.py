@@ -1,4 +1,4 @@
-"""Two replicas behind nginx (deploy/nginx/fluxlit-replicas.conf): a Streamlit session stays on one, API calls spread."""
+"""Two replicas behind nginx (deploy/nginx/fluxlit-replicas.conf): a session stays on one, API calls spread."""
 
 from __future__ import annotations
 

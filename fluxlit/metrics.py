@@ -34,6 +34,8 @@ class GatewayMetrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self._reported_child_pid: int | None = None
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._in_flight_children: dict[str, Any] = {}
         self.child_pid: ChildPid = child_pid or (lambda: self._reported_child_pid)
         self.requests = Counter(
             "fluxlit_gateway_requests_total",
@@ -94,9 +96,27 @@ class GatewayMetrics:
         return pid if stat is not None and stat.ppid == os.getpid() else None
 
     def observe_http(self, dispatch: str, method: str, status: int, duration_s: float) -> None:
-        self.requests.labels(dispatch, method).inc()
-        self.duration.labels(dispatch).observe(duration_s)
-        self.responses.labels(dispatch, f"{status // 100}xx").inc()
+        # labels() takes a lock and hashes a tuple each call; the label sets are few, so keep the children.
+        key = (dispatch, method, status // 100)
+        children = self._http_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(dispatch, method),
+                self.duration.labels(dispatch),
+                self.responses.labels(dispatch, f"{status // 100}xx"),
+            )
+            if len(self._http_children) < 1024:  # bounded: methods come from clients
+                self._http_children[key] = children
+        requests, duration, responses = children
+        requests.inc()
+        duration.observe(duration_s)
+        responses.inc()
+
+    def in_flight_for(self, dispatch: str) -> Any:
+        child = self._in_flight_children.get(dispatch)
+        if child is None:
+            child = self._in_flight_children[dispatch] = self.in_flight.labels(dispatch)
+        return child
 
     def count_websocket(self, dispatch: str) -> None:
         self.requests.labels(dispatch, "WEBSOCKET").inc()

@@ -31,13 +31,13 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget) -> int:
         from fluxlit.settings_sources import replace
 
         settings = replace(settings, replica_id=f"{socket.gethostname()}-{os.getpid()}")
-    import structlog
+    from fluxlit.logs import bind_process_fields
 
     # Pages and app.urls read these at request time, in this process and in the child.
     os.environ["FLUXLIT_TRUST_PROXY"] = "1" if settings.trust_proxy else "0"
     os.environ["FLUXLIT_PUBLIC_BASE_URL"] = settings.public_base_url
 
-    structlog.contextvars.bind_contextvars(replica=settings.replica_id)
+    bind_process_fields(replica=settings.replica_id)
     plan = build_serve_plan(settings, target)
     log.info(
         "fluxlit.starting",

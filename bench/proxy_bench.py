@@ -1,16 +1,23 @@
 """Direct vs proxied, measured in one run on loopback: req/s and latency, file MB/s, WS round trip, proxy RSS.
 
-    /work/venv/bin/python bench/proxy_bench.py [--seconds 4]
+    /work/venv/bin/python bench/proxy_bench.py [--seconds 4] [--loop asyncio|uvloop]
 
-Runs the upstream and the proxy (each hypercorn, each its own process) and the load generator on the
-same machine, so only the ratios matter; every figure is measured A B A B (direct, proxied, twice)
-and the better of each pair is kept. Uses wrk when installed, else a bounded Python load loop.
+Runs the upstream and the proxy (each hypercorn, each its own process, both on the same event loop)
+and the load generator on the same machine, so only the ratios matter; every figure is measured
+A B A B (direct, proxied, twice) and the better of each pair is kept. Uses wrk when installed, else
+a bounded Python load loop.
+
+"direct" is one Python process (the upstream, serving every body from memory) plus the load
+generator; "proxied" adds a second Python process that parses and re-serializes every request and
+response, so on two shared cores it cannot reach 1.0x: the proxy does at least the upstream's
+server-side work per request plus an HTTP client's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import re
 import shutil
@@ -29,16 +36,18 @@ from websockets.asyncio.client import connect
 
 HERE = Path(__file__).resolve().parent
 WRK = shutil.which("wrk") or ("/usr/bin/wrk" if os.path.exists("/usr/bin/wrk") else None)
+# The gateway runs on uvloop when it is installed (supervisor.runner), and so does Streamlit's uvicorn.
+DEFAULT_LOOP = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 
 @contextmanager
-def server(role: str, upstream_port: int | None = None) -> Iterator[tuple[int, psutil.Process]]:
+def server(role: str, loop: str, upstream_port: int | None = None) -> Iterator[tuple[int, psutil.Process]]:
     """Start one hypercorn process on an inherited, already-listening socket; stop it by PID."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     port = sock.getsockname()[1]
-    argv = [sys.executable, str(HERE / "proxy_upstream.py"), role, "--fd", str(sock.fileno())]
+    argv = [sys.executable, str(HERE / "proxy_upstream.py"), role, "--fd", str(sock.fileno()), "--loop", loop]
     if upstream_port is not None:
         argv += ["--upstream-port", str(upstream_port)]
     process = subprocess.Popen(argv, pass_fds=[sock.fileno()], cwd=HERE.parent)
@@ -156,10 +165,20 @@ def best(samples: list[dict[str, float]], key: str, higher_is_better: bool) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=4.0, help="duration of each load run")
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default=DEFAULT_LOOP,
+        help="event loop of both the upstream and the proxy process (default: uvloop when installed, as in production)",
+    )
     args = parser.parse_args()
     rows: list[tuple[str, float, float, str, bool]] = []
 
-    with server("upstream") as (upstream_port, upstream_proc), server("proxy", upstream_port) as (proxy_port, proxy):
+    upstream_server = server("upstream", args.loop)
+    with (
+        upstream_server as (upstream_port, upstream_proc),
+        server("proxy", args.loop, upstream_port) as (proxy_port, proxy),
+    ):
         targets = {"direct": upstream_port, "proxied": proxy_port}
         for name, url_path, conns in (
             ("small c=1", "/small", 1),
@@ -187,6 +206,7 @@ def main() -> None:
         proxy_rss = proxy.memory_info().rss / 1024**2
 
     print(f"load generator: {'wrk' if WRK else 'python'}; {os.cpu_count()} cores shared by all processes")
+    print(f"event loop of upstream and proxy: {args.loop}; the upstream serves every body from memory")
     print(f"{'figure':<30} {'direct':>12} {'proxied':>12} {'proxied/direct':>15}")
     for label, direct, proxied, unit, _ in rows:
         ratio = f"{proxied / direct:.2f}x" if direct else "-"

@@ -1,9 +1,10 @@
 """Benchmark processes: the upstream (tiny ASGI app + a 4 MiB file + WS echo) or the proxy in front of it.
 
-    python bench/proxy_upstream.py upstream --fd N
-    python bench/proxy_upstream.py proxy --fd N --upstream-port P
+    python bench/proxy_upstream.py upstream --fd N [--loop uvloop]
+    python bench/proxy_upstream.py proxy --fd N --upstream-port P [--loop uvloop]
 
-The listening socket is bound by the parent and inherited as fd N, so no port is ever guessed.
+The listening socket is bound by the parent and inherited as fd N, so no port is ever guessed. The
+upstream serves everything from memory (no disk reads), so "direct" is the cheapest an ASGI server can be.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("role", choices=["upstream", "proxy"])
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--upstream-port", type=int)
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     # The upstream keeps writing a response whose connection the proxy closed (the load generator
@@ -86,7 +88,12 @@ def main() -> None:
 
         upstream = Upstream(port=args.upstream_port)
         app = ReverseProxy(lambda: upstream)
-    asyncio.run(serve(app, config))
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve(app, config))
+    else:
+        asyncio.run(serve(app, config))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ import h11
 
 from .config import Upstream
 from .failures import Failure, UpstreamError
+from .reuse import may_reuse
 
-# Large reads mean fewer events per body; asyncio itself reads at most 256 KiB per wakeup.
+# Large reads mean fewer events per body; asyncio and uvloop themselves read at most 256 KiB per wakeup.
 RECEIVE_SIZE = 256 * 1024
 # Response heads larger than this are refused as malformed (h11's default is 16 KiB).
 MAX_HEAD_BYTES = 64 * 1024
@@ -28,38 +29,56 @@ class UpstreamConnection:
         self.idle_since = 0.0
         self.bytes_received = 0
         self._eof = False
+        # False once h11 said it needs more data, until more is fed: asking again would only cost.
+        self._unparsed = False
+        # Set once a body was read past h11 (see `end_body_read_past_h11`): whether the connection may
+        # carry another request, h11 no longer being able to tell.
+        self._reusable_after_bypass: bool | None = None
 
     @property
     def reused(self) -> bool:
         return self.exchanges > 0
 
-    async def send(self, event: h11.Event, write_timeout: float) -> None:
-        data = self.h11.send(event)
+    async def send(self, event: h11.Event, *, write_timeout: float) -> None:
+        try:
+            with anyio.fail_after(write_timeout):
+                await self.send_unguarded(event)
+        except TimeoutError:
+            raise UpstreamError(Failure.WRITE_TIMEOUT, f"write blocked for {write_timeout:g}s") from None
+
+    async def send_unguarded(self, *events: h11.Event) -> None:
+        """Send `events` in one write, with the caller's deadline (a bodiless request's head and end
+        go out together)."""
+        data = b"".join([self.h11.send(event) or b"" for event in events])
         if not data:
             return
         try:
-            with anyio.fail_after(write_timeout):
-                await self.stream.send(data)
-        except TimeoutError:
-            raise UpstreamError(Failure.WRITE_TIMEOUT, f"write blocked for {write_timeout:g}s") from None
+            await self.stream.send(data)
         except STREAM_GONE as exc:
             raise UpstreamError(Failure.RESET, f"while sending: {exc!r}") from None
+
+    async def receive(self) -> bytes:
+        """The next bytes straight off the stream; b"" at end of stream."""
+        try:
+            data = await self.stream.receive(RECEIVE_SIZE)
+        except anyio.EndOfStream:
+            data = b""
+        except STREAM_GONE as exc:
+            raise UpstreamError(Failure.RESET, f"while receiving: {exc!r}") from None
+        self.bytes_received += len(data)
+        return data
 
     async def next_event(self) -> h11.Event:
         """The next complete h11 event; a peer that closes early is RESET, garbage is PROTOCOL."""
         while True:
-            event = self.buffered_event()
-            if event is not None:
-                return event
-            try:
-                data = await self.stream.receive(RECEIVE_SIZE)
-            except anyio.EndOfStream:
-                data = b""
-            except STREAM_GONE as exc:
-                raise UpstreamError(Failure.RESET, f"while receiving: {exc!r}") from None
+            if self._unparsed:
+                event = self.buffered_event()
+                if event is not None:
+                    return event
+            data = await self.receive()
             self._eof = not data
-            self.bytes_received += len(data)
             self.h11.receive_data(data)
+            self._unparsed = True
 
     def buffered_event(self) -> h11.Event | None:
         """The next event if what was already received completes it, else None; never waits."""
@@ -73,10 +92,32 @@ class UpstreamConnection:
         if event is h11.PAUSED:
             # Only reachable if the upstream talks past the end of its response.
             raise UpstreamError(Failure.PROTOCOL, "data after the end of the response")
+        self._unparsed = False
         return None
 
+    def take_buffered_bytes(self) -> bytes:
+        """What h11 has received past the response head, for a body read past h11."""
+        return self.h11.trailing_data[0]
+
+    def end_body_read_past_h11(self, reusable: bool) -> None:
+        """The whole Content-Length body was read straight off the stream, without h11's two copies of
+        every chunk; h11, still waiting for that body, is replaced by a fresh state machine if reused."""
+        self._reusable_after_bypass = reusable
+
+    @property
+    def may_carry_another_request(self) -> bool:
+        if self._reusable_after_bypass is not None:
+            return self._reusable_after_bypass and self.h11.our_state is h11.DONE
+        return may_reuse(self.h11.our_state, self.h11.their_state)
+
     def start_next_cycle(self, now: float) -> None:
-        self.h11.start_next_cycle()
+        if self._reusable_after_bypass is not None:
+            self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+            self._reusable_after_bypass = None
+            self._unparsed = False
+        else:
+            self.h11.start_next_cycle()
+            self._unparsed = True  # whatever came after the last response is parsed as the next one's
         self.exchanges += 1
         self.bytes_received = 0
         self.idle_since = now

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
-from .asgi import Headers
+from .asgi import Header, Headers
 
 # RFC 9110 section 7.6.1, plus the legacy names browsers and old proxies still send.
 HOP_BY_HOP: frozenset[bytes] = frozenset(
@@ -41,7 +42,7 @@ WEBSOCKET_HANDSHAKE: frozenset[bytes] = frozenset(
 )
 
 
-def header_values(headers: Headers, name: bytes) -> list[bytes]:
+def header_values(headers: Sequence[Header], name: bytes) -> list[bytes]:
     return [value for key, value in headers if key.lower() == name]
 
 
@@ -50,18 +51,25 @@ def first_header(headers: Headers, name: bytes) -> bytes | None:
     return values[0] if values else None
 
 
-def connection_tokens(headers: Headers) -> frozenset[bytes]:
+def _tokens(value: bytes) -> frozenset[bytes]:
+    return frozenset(token.strip().lower() for token in value.split(b",") if token.strip())
+
+
+def connection_tokens(headers: Sequence[Header]) -> frozenset[bytes]:
     """Header names listed in any Connection header: hop-by-hop for this message only."""
-    tokens: set[bytes] = set()
+    tokens: frozenset[bytes] = frozenset()
     for value in header_values(headers, b"connection"):
-        tokens.update(token.strip().lower() for token in value.split(b",") if token.strip())
-    return frozenset(tokens)
+        tokens |= _tokens(value)
+    return tokens
 
 
-def end_to_end(headers: Headers) -> Headers:
+def end_to_end(headers: Sequence[Header]) -> Headers:
     """Drop hop-by-hop headers and every header the Connection header names; order is kept."""
-    drop = HOP_BY_HOP | connection_tokens(headers)
-    return [(name, value) for name, value in headers if name.lower() not in drop]
+    kept = [(name, value) for name, value in headers if name.lower() not in HOP_BY_HOP]
+    if len(kept) == len(headers):
+        return kept  # no Connection header, so nothing it names to drop
+    drop = connection_tokens(headers)
+    return [(name, value) for name, value in kept if name.lower() not in drop] if drop else kept
 
 
 def forwarded_proto(scheme: str) -> bytes:
@@ -78,16 +86,14 @@ class ClientHop:
     root_path: str
 
 
-def forwarding_headers(headers: Headers, hop: ClientHop) -> Headers:
-    """X-Forwarded-*: For appends this hop's client to any inbound chain; the rest describe this hop."""
-    chain = [value.strip() for value in header_values(headers, b"x-forwarded-for") if value.strip()]
+def forwarding_headers(chain: list[bytes], host: bytes | None, hop: ClientHop) -> Headers:
+    """X-Forwarded-*: For appends this hop's client to the inbound `chain`; the rest describe this hop."""
     if hop.client_host:
-        chain.append(hop.client_host.encode("latin-1"))
+        chain = [*chain, hop.client_host.encode("latin-1")]
     added: Headers = []
     if chain:
         added.append((b"x-forwarded-for", b", ".join(chain)))
     added.append((b"x-forwarded-proto", forwarded_proto(hop.scheme)))
-    host = first_header(headers, b"host")
     if host is not None:
         added.append((b"x-forwarded-host", host))
     if hop.server_port is not None:
@@ -97,11 +103,34 @@ def forwarding_headers(headers: Headers, hop: ClientHop) -> Headers:
     return added
 
 
+# Never passed on as the client sent them: hop-by-hop, describing this hop, or rebuilt from the framing.
+_NOT_FORWARDED: frozenset[bytes] = HOP_BY_HOP | SET_BY_PROXY | {b"x-forwarded-for", b"content-length"}
+
+
 def forward_request_headers(headers: Headers, hop: ClientHop) -> Headers:
-    """Request headers for the upstream, without body framing (see `framing_headers`)."""
-    replaced = SET_BY_PROXY | {b"x-forwarded-for", b"content-length"}
-    kept = [(name, value) for name, value in end_to_end(headers) if name.lower() not in replaced]
-    return kept + forwarding_headers(headers, hop)
+    """Request headers for the upstream, without body framing (see `framing_headers`).
+
+    One pass over the headers, since it runs for every request.
+    """
+    kept: Headers = []
+    chain: list[bytes] = []
+    host: bytes | None = None
+    named: frozenset[bytes] = frozenset()
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in _NOT_FORWARDED:
+            if lowered == b"x-forwarded-for":
+                if value.strip():
+                    chain.append(value.strip())
+            elif lowered == b"connection":
+                named |= _tokens(value)
+            continue
+        if lowered == b"host" and host is None:
+            host = value
+        kept.append((name, value))
+    if named:
+        kept = [(name, value) for name, value in kept if name.lower() not in named]
+    return kept + forwarding_headers(chain, host, hop)
 
 
 def websocket_request_headers(headers: Headers, hop: ClientHop) -> Headers:
@@ -113,18 +142,16 @@ def websocket_request_headers(headers: Headers, hop: ClientHop) -> Headers:
     ]
 
 
-def response_headers_for_client(headers: Headers) -> Headers:
+def response_headers_for_client(headers: Sequence[Header]) -> Headers:
     """Upstream response headers as the client should see them: each once, in order, never merged.
 
     Content-Length is kept when it framed the upstream body (browsers show sizes and progress); when
     Transfer-Encoding framed it, Content-Length is dropped because the body was not framed by it.
     """
-    chunked = bool(header_values(headers, b"transfer-encoding"))
-    return [
-        (name, value)
-        for name, value in end_to_end(headers)
-        if name.lower() not in SUPPLIED_BY_SERVER and not (chunked and name.lower() == b"content-length")
-    ]
+    kept = end_to_end([(name, value) for name, value in headers if name.lower() not in SUPPLIED_BY_SERVER])
+    if len(kept) == len(headers) or not header_values(headers, b"transfer-encoding"):
+        return kept  # the Transfer-Encoding header, which is hop-by-hop, would be missing
+    return [(name, value) for name, value in kept if name.lower() != b"content-length"]
 
 
 def websocket_response_headers(headers: Headers) -> Headers:
@@ -147,10 +174,14 @@ class BodyFraming:
     length: int | None = None
 
 
+_FRAMING = frozenset({b"transfer-encoding", b"content-length"})
+
+
 def request_body_framing(http_version: str, headers: Headers) -> BodyFraming:
-    if header_values(headers, b"transfer-encoding"):
+    framing = [(name.lower(), value) for name, value in headers if name.lower() in _FRAMING]
+    if any(name == b"transfer-encoding" for name, _ in framing):
         return BodyFraming("chunked")
-    lengths = {value.strip() for value in header_values(headers, b"content-length")}
+    lengths = {value.strip() for _, value in framing}
     if len(lengths) == 1:
         (length,) = lengths
         if length.isdigit():
@@ -163,6 +194,21 @@ def request_body_framing(http_version: str, headers: Headers) -> BodyFraming:
     return BodyFraming("unknown")
 
 
+def content_length_body(request_method: bytes, status: int, headers: Sequence[Header]) -> int | None:
+    """The body length of a response framed by Content-Length alone, else None: chunked, read until
+    close, or empty by rule (HEAD, 204, 304, a successful CONNECT) whatever the headers say."""
+    if request_method == b"HEAD" or status in (204, 304) or (request_method == b"CONNECT" and 200 <= status < 300):
+        return None
+    length = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            return None
+        if lowered == b"content-length":
+            length = value
+    return int(length) if length is not None and length.isdigit() else None
+
+
 def framing_headers(framing: BodyFraming) -> Headers:
     if framing.kind == "length":
         return [(b"content-length", str(framing.length).encode("ascii"))]
@@ -171,10 +217,13 @@ def framing_headers(framing: BodyFraming) -> Headers:
     return []
 
 
+_VCHAR = bytes(range(0x21, 0x7F))
+
+
 def _escape_outside_vchar(target: bytes) -> bytes:
     # h11 only sends visible ASCII in a request target; escape anything else the way browsers do,
     # leaving every byte that was already valid (including existing %XX escapes) untouched.
-    if all(0x21 <= byte <= 0x7E for byte in target):
+    if not target.translate(None, _VCHAR):
         return target
     return b"".join(bytes([byte]) if 0x21 <= byte <= 0x7E else b"%%%02X" % byte for byte in target)
 

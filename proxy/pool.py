@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import anyio
+import time
 
 from .config import ProxyConfig, Upstream
 from .connection import UpstreamConnection
 from .hooks import ProxyHooks
-from .reuse import is_expired, may_reuse
+from .reuse import is_expired
 from .transport import open_stream
 
 
 class ConnectionPool:
     """Idle connections expire lazily (checked on every acquire and release): no background task.
+    Idle times are on time.monotonic(), which costs no syscall, unlike anyio.current_time().
 
     Most recently used first, because the freshest connection is the least likely to have been
     closed by the upstream's own keep-alive timeout.
@@ -35,12 +36,10 @@ class ConnectionPool:
     async def acquire(self, upstream: Upstream, *, fresh: bool = False) -> UpstreamConnection:
         """An idle connection to `upstream`, or a new one (always new when `fresh`)."""
         conn = None
-        if not fresh:
+        if not fresh and self._idle:
             await self._drop_unusable(upstream)
-            for index in range(len(self._idle) - 1, -1, -1):
-                if self._idle[index].upstream == upstream:
-                    conn = self._idle.pop(index)
-                    break
+            if self._idle:
+                conn = self._idle.pop()
         if conn is None:
             conn = UpstreamConnection(await open_stream(upstream, self._config.connect_timeout), upstream)
         self._in_use += 1
@@ -50,10 +49,10 @@ class ConnectionPool:
     async def release(self, conn: UpstreamConnection) -> None:
         """Back to the pool if h11 says the connection can carry another request, else closed."""
         self._in_use -= 1
-        if self._config.pool_max_connections > 0 and may_reuse(conn.h11.our_state, conn.h11.their_state):
-            conn.start_next_cycle(anyio.current_time())
+        if self._config.pool_max_connections > 0 and conn.may_carry_another_request:
+            conn.start_next_cycle(time.monotonic())
             self._idle.append(conn)
-            while len(self._idle) > self._config.pool_max_connections:
+            if len(self._idle) > self._config.pool_max_connections:
                 await self._idle.pop(0).aclose()
         else:
             await conn.aclose()
@@ -71,17 +70,19 @@ class ConnectionPool:
         self._notify()
 
     async def _drop_unusable(self, upstream: Upstream) -> None:
-        # Connections to a previous upstream (a restarted child on a new port) are never useful again.
-        now = anyio.current_time()
-        keep: list[UpstreamConnection] = []
-        drop: list[UpstreamConnection] = []
-        for conn in self._idle:
-            usable = conn.upstream == upstream and not is_expired(conn.idle_since, now, self._config.pool_idle_timeout)
-            (keep if usable else drop).append(conn)
-        if drop:
-            self._idle = keep
-            for conn in drop:
-                await conn.aclose()
+        """Close the expired connections, and those to a previous upstream (a restarted child on a new port)."""
+        # Appended on release, so idle_since ascends: the expired connections are a prefix.
+        now, timeout = time.monotonic(), self._config.pool_idle_timeout
+        stale = 0
+        while stale < len(self._idle) and is_expired(self._idle[stale].idle_since, now, timeout):
+            stale += 1
+        drop, self._idle = self._idle[:stale], self._idle[stale:]
+        # Checked before every hand-out from the end, so the connection handed out is always to `upstream`.
+        if self._idle and self._idle[-1].upstream != upstream:
+            drop += [conn for conn in self._idle if conn.upstream != upstream]
+            self._idle = [conn for conn in self._idle if conn.upstream == upstream]
+        for conn in drop:
+            await conn.aclose()
 
     def _notify(self) -> None:
         self._hooks.pool_changed(len(self._idle), self._in_use)

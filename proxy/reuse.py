@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import h11
 
+from .asgi import Header
 from .failures import Failure
 
 # RFC 9110 9.2.2: repeating these has the same effect as sending them once.
@@ -13,6 +16,17 @@ IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "TRACE
 def may_reuse(our_state: object, their_state: object) -> bool:
     """h11 says both messages ended cleanly and neither side asked to close."""
     return our_state is h11.DONE and their_state is h11.DONE
+
+
+def keeps_alive(http_version: bytes, headers: Sequence[Header]) -> bool:
+    """RFC 9112 9.3, as h11 judges it: an HTTP/1.1 response without "Connection: close" leaves the
+    connection open. (The request never asks to close: the client's Connection header is not forwarded.)"""
+    if http_version < b"1.1":
+        return False
+    for name, value in headers:
+        if name.lower() == b"connection" and any(token.strip().lower() == b"close" for token in value.split(b",")):
+            return False
+    return True
 
 
 def is_expired(idle_since: float, now: float, idle_timeout: float) -> bool:

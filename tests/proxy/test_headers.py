@@ -7,6 +7,7 @@ import pytest
 from proxy.headers import (
     BodyFraming,
     ClientHop,
+    content_length_body,
     end_to_end,
     ensure_host,
     forward_request_headers,
@@ -254,3 +255,22 @@ def test_ensure_host_keeps_the_clients_host_byte_for_byte():
     headers = [(b"x", b"1"), (b"host", b"App.Example:80")]
     assert ensure_host(headers, b"fallback") == headers
     assert ensure_host([(b"x", b"1")], b"fallback") == [(b"host", b"fallback"), (b"x", b"1")]
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "headers", "expected"),
+    [
+        (b"GET", 200, [(b"content-length", b"5")], 5),
+        (b"GET", 200, [(b"Content-Length", b"0")], 0),
+        (b"GET", 200, [(b"transfer-encoding", b"chunked")], None),
+        (b"GET", 200, [(b"content-length", b"5"), (b"transfer-encoding", b"chunked")], None),
+        (b"GET", 200, [], None),  # read until close
+        (b"HEAD", 200, [(b"content-length", b"5")], None),
+        (b"GET", 204, [(b"content-length", b"5")], None),
+        (b"GET", 304, [(b"content-length", b"5")], None),
+        (b"CONNECT", 200, [(b"content-length", b"5")], None),
+        (b"CONNECT", 407, [(b"content-length", b"5")], 5),
+    ],
+)
+def test_content_length_body(method, status, headers, expected):
+    assert content_length_body(method, status, headers) == expected

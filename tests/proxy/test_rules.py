@@ -14,7 +14,7 @@ from proxy.failures import (
     unavailable_refusal,
     websocket_refusal_for_failure,
 )
-from proxy.reuse import is_expired, may_retry, may_reuse
+from proxy.reuse import is_expired, keeps_alive, may_retry, may_reuse
 from proxy.ws_handshake import upstream_host_value
 
 
@@ -32,6 +32,22 @@ from proxy.ws_handshake import upstream_host_value
 )
 def test_may_reuse_only_when_both_messages_finished_cleanly(ours, theirs, expected):
     assert may_reuse(ours, theirs) is expected
+
+
+@pytest.mark.parametrize(
+    ("version", "headers", "expected"),
+    [
+        (b"1.1", [], True),
+        (b"1.1", [(b"connection", b"keep-alive")], True),
+        (b"1.1", [(b"connection", b"close")], False),
+        (b"1.1", [(b"Connection", b"Upgrade, Close")], False),
+        (b"1.1", [(b"connection", b"closed")], True),  # a token, not a substring
+        (b"1.0", [], False),
+        (b"1.0", [(b"connection", b"keep-alive")], False),  # as h11 judges it
+    ],
+)
+def test_keeps_alive_as_h11_judges_it(version, headers, expected):
+    assert keeps_alive(version, headers) is expected
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""Mixed soak against a running FluxLit: small and large API calls, a proxied static asset and WebSocket sessions.
+
+Reports failed requests, the gateway's resident memory growth after a warm-up, and its open descriptors.
+
+Environment (all optional):
+  BASE_URL            http://127.0.0.1:8000 (include the public mount, e.g. http://host/apps/demo)
+  COUNT               100000 requests in all (a WebSocket session counts as one)
+  CONCURRENCY         8 worker threads, each with one keep-alive connection
+  WARMUP              requests before the baseline sample (default: COUNT // 10, at most 5000)
+  MIX                 api_small=50,api_large=20,static=25,websocket=5 (relative weights)
+  API_PREFIX          /api;  LARGE_API_PATH: /openapi.json (below API_PREFIX)
+  STATIC_PATH         a proxied asset below BASE_URL (default: the stylesheet the app's HTML shell names)
+  METRICS_PATH        /__fluxlit/metrics, read for fluxlit_process_{resident_memory_bytes,open_fds}{process="gateway"}
+  GATEWAY_PID         read /proc/<pid> instead of the metrics endpoint
+  TIMEOUT_S           10 seconds per request;  SEED: 1 (the request mix is reproducible)
+  MAX_RSS_GROWTH_PCT  5;  MAX_FD_GROWTH: 10
+  OUTPUT_FORMAT       text or json
+Exit status: 0 when nothing failed and growth stayed within bounds, 1 otherwise, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+KINDS = ("api_small", "api_large", "static", "websocket")
+
+
+class UsageError(Exception):
+    """A bad environment value; the message names it and says what would work."""
+
+
+@dataclass(frozen=True)
+class SoakConfig:
+    """What one soak run does, read once from the environment."""
+
+    base_url: str
+    count: int
+    concurrency: int
+    warmup: int
+    mix: dict[str, int]
+    api_prefix: str
+    large_api_path: str
+    static_path: str
+    metrics_path: str
+    gateway_pid: int | None
+    timeout_s: float
+    seed: int
+    max_rss_growth_pct: float
+    max_fd_growth: int
+    output_format: str
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
+    text = env.get(name, str(default)).strip()
+    if not text.isdigit() or int(text) < minimum:
+        raise UsageError(f"{name}={text!r} must be a whole number of at least {minimum}, e.g. {default}")
+    return int(text)
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    text = env.get(name, str(default)).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{name}={text!r} must be a number, e.g. {default}") from None
+    if not value > 0:
+        raise UsageError(f"{name}={text!r} must be more than 0, e.g. {default}")
+    return value
+
+
+def parse_mix(text: str) -> dict[str, int]:
+    """'api_small=50,static=25' -> weights; unknown kinds and non-numbers are usage errors."""
+    mix: dict[str, int] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        kind, _, weight = item.partition("=")
+        if kind.strip() not in KINDS or not weight.strip().isdigit():
+            raise UsageError(f"MIX item {item!r} must be KIND=WEIGHT with KIND one of {', '.join(KINDS)}")
+        mix[kind.strip()] = int(weight)
+    if not any(mix.values()):
+        raise UsageError(f"MIX={text!r} gives every kind weight 0: try api_small=50,api_large=20,static=25,websocket=5")
+    return mix
+
+
+def read_config(env: dict[str, str]) -> SoakConfig:
+    base = env.get("BASE_URL", "http://127.0.0.1:8000").strip().rstrip("/")
+    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
+        raise UsageError(f"BASE_URL={base!r} must be an http(s) URL, e.g. http://127.0.0.1:8000")
+    count = _int(env, "COUNT", 100000, 1)
+    warmup = _int(env, "WARMUP", min(count // 10, 5000), 0)
+    if warmup >= count:
+        raise UsageError(f"WARMUP={warmup} must be below COUNT={count}")
+    output = env.get("OUTPUT_FORMAT", "text").strip()
+    if output not in ("text", "json"):
+        raise UsageError(f"OUTPUT_FORMAT={output!r} must be text or json")
+    pid = env.get("GATEWAY_PID", "").strip()
+    if pid and not pid.isdigit():
+        raise UsageError(f"GATEWAY_PID={pid!r} must be a process id")
+    return SoakConfig(
+        base_url=base,
+        count=count,
+        concurrency=_int(env, "CONCURRENCY", 8, 1),
+        warmup=warmup,
+        mix=parse_mix(env.get("MIX", "api_small=50,api_large=20,static=25,websocket=5")),
+        api_prefix="/" + env.get("API_PREFIX", "/api").strip().strip("/"),
+        large_api_path="/" + env.get("LARGE_API_PATH", "/openapi.json").strip().lstrip("/"),
+        static_path=env.get("STATIC_PATH", "").strip().lstrip("/"),
+        metrics_path="/" + env.get("METRICS_PATH", "/__fluxlit/metrics").strip().lstrip("/"),
+        gateway_pid=int(pid) if pid else None,
+        timeout_s=_float(env, "TIMEOUT_S", 10.0),
+        seed=_int(env, "SEED", 1, 0),
+        max_rss_growth_pct=_float(env, "MAX_RSS_GROWTH_PCT", 5.0),
+        max_fd_growth=_int(env, "MAX_FD_GROWTH", 10, 0),
+        output_format=output,
+    )
+
+
+def discover_static_path(client: httpx.Client, base: str) -> str:
+    """The stylesheet (else the first script) the HTML shell links, relative to BASE_URL."""
+    shell = client.get(base + "/").text
+    for pattern in (r'href="\./(static/css/[^"]+\.css)"', r'src="\./(static/js/[^"]+\.js)"'):
+        found = re.search(pattern, shell)
+        if found:
+            return found.group(1)
+    raise UsageError(f"{base}/ links no static/css or static/js asset: set STATIC_PATH to one")
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """Resident memory and open descriptors of the gateway at one moment."""
+
+    rss_bytes: int
+    open_fds: int
+
+
+def sample_process(client: httpx.Client, config: SoakConfig) -> ProcessSample:
+    if config.gateway_pid is not None:
+        pid = config.gateway_pid
+        with open(f"/proc/{pid}/status") as status:
+            rss_kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        return ProcessSample(rss_kb * 1024, len(os.listdir(f"/proc/{pid}/fd")))
+    text = client.get(config.base_url + config.metrics_path).text
+    values: dict[str, float] = {}
+    for name in ("fluxlit_process_resident_memory_bytes", "fluxlit_process_open_fds"):
+        prefix = f'{name}{{process="gateway"}} '
+        line = next((line for line in text.splitlines() if line.startswith(prefix)), None)
+        if line is None:
+            raise UsageError(f"{config.base_url}{config.metrics_path} has no {prefix.strip()}: set GATEWAY_PID")
+        values[name] = float(line[len(prefix) :])
+    return ProcessSample(int(values["fluxlit_process_resident_memory_bytes"]), int(values["fluxlit_process_open_fds"]))
+
+
+@dataclass
+class Tally:
+    """Outcomes per kind, shared by the workers."""
+
+    ok: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    failed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    samples: list[str] = field(default_factory=list)
+    done: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, kind: str, error: str | None) -> None:
+        with self.lock:
+            self.done += 1
+            if error is None:
+                self.ok[kind] += 1
+                return
+            self.failed[kind] += 1
+            if len(self.samples) < 20:
+                self.samples.append(f"{kind}: {error}")
+
+
+def websocket_session(config: SoakConfig) -> str | None:
+    """Open /_stcore/stream, run the page once far enough to get the session's first message, close."""
+    from websockets.sync.client import connect
+
+    parts = urlsplit(config.base_url)
+    url = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}{parts.path}/_stcore/stream"
+    try:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        back = BackMsg()
+        back.rerun_script.query_string = ""
+        back.rerun_script.page_script_hash = ""
+        rerun: bytes | None = back.SerializeToString()
+    except ImportError:  # without Streamlit's protobufs the session is only opened and closed
+        rerun = None
+    with connect(url, subprotocols=["streamlit"], open_timeout=config.timeout_s) as ws:  # type: ignore[list-item]
+        if ws.subprotocol != "streamlit":
+            return f"subprotocol {ws.subprotocol!r}"
+        if rerun is not None:
+            ws.send(rerun)
+            ws.recv(timeout=config.timeout_s)
+    return None
+
+
+def one_request(client: httpx.Client, config: SoakConfig, kind: str) -> str | None:
+    """None when the request did what it should, else why not."""
+    if kind == "websocket":
+        return websocket_session(config)
+    if kind == "api_small":
+        response = client.get(f"{config.base_url}{config.api_prefix}/smoke")
+    elif kind == "api_large":
+        response = client.get(f"{config.base_url}{config.api_prefix}{config.large_api_path}")
+    else:
+        response = client.get(f"{config.base_url}/{config.static_path}")
+    if response.status_code != 200:
+        return f"status {response.status_code}"
+    length = response.headers.get("content-length")
+    if length is not None and int(length) != len(response.content):
+        return f"body {len(response.content)} bytes of {length}"
+    return None
+
+
+class Schedule:
+    """Hands out request indexes; workers wait at the warm-up boundary until the baseline is sampled."""
+
+    def __init__(self, config: SoakConfig) -> None:
+        rng = random.Random(config.seed)
+        kinds = [kind for kind in KINDS if config.mix.get(kind)]
+        self.kinds = rng.choices(kinds, weights=[config.mix[k] for k in kinds], k=config.count)
+        self.warmup = config.warmup
+        self.next = 0
+        self.lock = threading.Lock()
+        self.second_phase = threading.Event()
+
+    def take(self) -> str | None:
+        with self.lock:
+            index = self.next
+            if index >= len(self.kinds):
+                return None
+            self.next += 1
+        if index >= self.warmup:
+            self.second_phase.wait()
+        return self.kinds[index]
+
+
+def run_workers(
+    config: SoakConfig, schedule: Schedule, tally: Tally, release: threading.Event
+) -> list[threading.Thread]:
+    def work() -> None:
+        with httpx.Client(timeout=config.timeout_s) as client:
+            while (kind := schedule.take()) is not None:
+                try:
+                    error = one_request(client, config, kind)
+                except Exception as exc:  # every failure is counted, none ends the soak
+                    error = f"{type(exc).__name__}: {exc}"
+                tally.record(kind, error)
+            release.wait()  # keep the connection open until the last sample is taken
+
+    threads = [threading.Thread(target=work, name=f"soak-{i}", daemon=True) for i in range(config.concurrency)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def wait_until(predicate: Callable[[], bool], limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def soak(config: SoakConfig) -> dict[str, Any]:
+    with httpx.Client(timeout=config.timeout_s) as control:
+        if not config.static_path:
+            config = SoakConfig(**{**config.__dict__, "static_path": discover_static_path(control, config.base_url)})
+        schedule, tally, release = Schedule(config), Tally(), threading.Event()
+        per_request_limit = config.timeout_s * 3 * config.count  # a bound on every wait, never reached in practice
+        started = time.monotonic()
+        threads = run_workers(config, schedule, tally, release)
+        try:
+            wait_until(lambda: tally.done >= config.warmup, per_request_limit)
+            time.sleep(1.0)  # let the last warm-up responses and closes settle
+            warm = sample_process(control, config)
+            schedule.second_phase.set()
+            wait_until(lambda: tally.done >= config.count, per_request_limit)
+            elapsed = time.monotonic() - started
+            time.sleep(1.0)
+            end = sample_process(control, config)
+        finally:
+            schedule.second_phase.set()
+            release.set()
+            for thread in threads:
+                thread.join(timeout=config.timeout_s + 5)
+    errors = sum(tally.failed.values())
+    growth = (end.rss_bytes - warm.rss_bytes) / warm.rss_bytes * 100 if warm.rss_bytes else 0.0
+    return {
+        "script": "soak_mixed",
+        "base_url": config.base_url,
+        "count": config.count,
+        "concurrency": config.concurrency,
+        "warmup": config.warmup,
+        "static_path": config.static_path,
+        "elapsed_s": round(elapsed, 3),
+        "requests_per_s": round(config.count / elapsed, 1) if elapsed else None,
+        "errors": errors,
+        "ok": tally.ok,
+        "failed": tally.failed,
+        "error_samples": tally.samples,
+        "rss_bytes": {"warm": warm.rss_bytes, "end": end.rss_bytes},
+        "rss_growth_pct": round(growth, 2),
+        "open_fds": {"warm": warm.open_fds, "end": end.open_fds},
+        "fd_growth": end.open_fds - warm.open_fds,
+        "passed": errors == 0
+        and growth < config.max_rss_growth_pct
+        and end.open_fds - warm.open_fds <= config.max_fd_growth,
+    }
+
+
+def render_text(report: dict[str, Any]) -> str:
+    rss, fds = report["rss_bytes"], report["open_fds"]
+    lines = [
+        f"soak_mixed: {report['count']} requests x{report['concurrency']} against {report['base_url']} "
+        f"({report['elapsed_s']} s, {report['requests_per_s']} req/s)",
+        f"errors={report['errors']} ok={report['ok']} failed={report['failed']}",
+        f"gateway rss: {rss['warm'] / 2**20:.1f} MiB after warm-up -> {rss['end'] / 2**20:.1f} MiB "
+        f"({report['rss_growth_pct']:+.2f}%)",
+        f"gateway fds: {fds['warm']} -> {fds['end']} ({report['fd_growth']:+d})",
+        *(f"  {sample}" for sample in report["error_samples"]),
+        "PASS" if report["passed"] else "FAIL",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    try:
+        config = read_config(dict(os.environ))
+        report = soak(config)
+    except UsageError as exc:
+        print(f"soak_mixed: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report) if config.output_format == "json" else render_text(report))
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

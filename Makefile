@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test test-fast test-slow e2e lint bench bench-proxy clean
+.PHONY: install run test test-fast test-slow e2e lint bench bench-proxy bench-serve soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ lint: install
 	$(BIN)/ruff format --check fluxlit supervisor proxy tests e2e bench examples
 	$(BIN)/mypy --strict fluxlit supervisor proxy
 	$(BIN)/ty check fluxlit supervisor proxy
+
+## Mixed soak against a running server: BASE_URL (default http://127.0.0.1:8000), COUNT=100000, CONCURRENCY=8
+soak: install
+	$(BIN)/python scripts/soak_mixed.py
+
+bench-serve: install
+	$(BIN)/python bench/serve_timings.py
 
 bench-proxy: install
 	$(BIN)/python bench/proxy_bench.py

@@ -72,6 +72,10 @@ class Gateway:
             return
         routes = self.routes
         request_id = _prepare_headers(scope, routes.trusted_proxies)
+        refusal = _refusal(scope)
+        if refusal is not None:
+            await _refuse(scope, self._stamped(send, request_id, kind), *refusal)
+            return
         rel = strip_mount(scope["path"], scope.get("raw_path"), routes.root_path)
         if is_under(rel.path, routes.api_prefix):
             dispatch, handler = "api", self._to_api
@@ -181,7 +185,12 @@ def _prepare_headers(scope: Scope, trusted: tuple[Network, ...]) -> str:
     inbound = None
     xff = proto = None
     kept = []
+    framing = 0
     for name, value in scope["headers"]:
+        if name == b"content-length":
+            framing |= _HAS_LENGTH
+        elif name == b"transfer-encoding":
+            framing |= _HAS_CHUNKED
         if name == REQUEST_ID_HEADER:
             inbound = value if inbound is None else inbound
             continue
@@ -198,6 +207,12 @@ def _prepare_headers(scope: Scope, trusted: tuple[Network, ...]) -> str:
     scope["headers"] = kept
     state = scope.setdefault("state", {})
     state["request_id"] = request_id
+    state["fluxlit_peer"] = peer
+    if len(kept) > MAX_HEADER_FIELDS:
+        state["fluxlit_refusal"] = (431, "Too many header fields.")
+    elif framing & _HAS_CHUNKED and (framing & _HAS_LENGTH or scope.get("http_version") == "1.0"):
+        # RFC 9112 6.1: ambiguous framing is a smuggling vector; refuse it and close the connection.
+        state["fluxlit_refusal"] = (400, "Content-Length with Transfer-Encoding, or chunked HTTP/1.0, is refused.")
     if trust and peer is not None:
         if xff is not None:
             state["forwarded_client"] = forwarded_client(peer, xff.decode("latin-1"), trusted)
@@ -206,6 +221,32 @@ def _prepare_headers(scope: Scope, trusted: tuple[Network, ...]) -> str:
             if scheme is not None:
                 scope["scheme"] = scheme
     return request_id
+
+
+MAX_HEADER_FIELDS = 100
+_HAS_LENGTH, _HAS_CHUNKED = 1, 2
+
+
+def _refusal(scope: Scope) -> tuple[int, str] | None:
+    """Requests refused before routing: bad framing or headers (found in _prepare_headers) and paths that
+    a proxy in front would resolve differently than we route them."""
+    refusal: tuple[int, str] | None = scope["state"].get("fluxlit_refusal")
+    if refusal is not None:
+        return refusal
+    raw = scope.get("raw_path")
+    path = scope["path"]
+    if not (raw if raw is not None else path.encode("utf-8", "surrogateescape")).startswith(b"/"):
+        return 400, "Only origin-form request targets (starting with '/') are served."
+    if "/." in path and any(segment in (".", "..") for segment in path.split("/")):
+        return 400, "Paths with '.' or '..' segments are refused."
+    return None
+
+
+async def _refuse(scope: Scope, send: Send, status: int, text: str) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})
+        return
+    await send_text(send, status, text + "\n", [(b"connection", b"close")])
 
 
 def _with_response_headers(send: Send, extra: list[tuple[bytes, bytes]], kind: str) -> Send:

@@ -24,6 +24,10 @@ def normalize_mount(value: str, *, name: str, allow_empty: bool) -> str:
     segments = [s for s in text.split("/") if s]
     if any(s in (".", "..") for s in segments):
         raise ConfigError(f"{name}={value!r} must not contain '.' or '..' segments")
+    if not segments:  # only slashes, e.g. '//': the root
+        if allow_empty:
+            return ""
+        raise ConfigError(f"{name}={value!r} must not be empty: try '/api'")
     return "/" + "/".join(segments)
 
 

@@ -124,8 +124,9 @@ def _bind_one(bind: str, config: Config) -> socket.socket:
         except BaseException:
             sock.close()
             raise
+    # Not inheritable: uvloop ignores close_fds, and a child holding the public listener could accept on it,
+    # so connections arriving during a stop were reset instead of refused.
     sock.setblocking(False)
-    sock.set_inheritable(True)
     return sock
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from fluxlit import FluxLit
 
@@ -33,7 +33,7 @@ def home(st: Any, client: Any) -> None:
 
 
 @app.api.get("/slow")
-async def slow(seconds: float = 1.0) -> dict[str, float]:
+async def slow(seconds: float = Query(1.0, allow_inf_nan=False)) -> dict[str, float]:
     """Answer after `seconds` (at most 30): lets chaos checks keep a request in flight."""
     import anyio
 

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test test-fast test-slow e2e lint bench bench-proxy bench-serve soak clean
+.PHONY: install run test test-fast test-slow e2e lint bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,14 @@ bench-serve: install
 bench-proxy: install
 	$(BIN)/python bench/proxy_bench.py
 
-bench: bench-proxy
+## Full stack vs fluxlit 0.13.2, Streamlit, FastAPI-on-hypercorn and nginx (needs wrk, nginx, chromium; ~10 min)
+bench-fullstack: install
+	$(BIN)/python bench/fullstack.py
+
+bench-fullstack-quick: install
+	$(BIN)/python bench/fullstack.py --quick
+
+bench: bench-proxy bench-serve bench-fullstack
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 import sys
@@ -107,7 +108,28 @@ def fail(error: FluxLitError) -> None:
     sys.exit(int(error.exit_code))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EPILOG)
+class _LazyGroup(click.Group):
+    """Commands kept in their own modules load only when used: `fluxlit serve` must not pay for doctor's imports."""
+
+    lazy = {"dev": "fluxlit.dev:dev", "doctor": "fluxlit.doctor:doctor"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EPILOG,
+)
 @click.version_option(__version__, prog_name="fluxlit")
 def main() -> None:
     """FastAPI and Streamlit on one port.
@@ -192,18 +214,6 @@ def workbench(**cli_values: Any) -> None:
     from fluxlit.workbench import workbench_command
 
     workbench_command(**cli_values)
-
-
-def _register_commands() -> None:
-    # Commands kept in their own modules; those modules import fluxlit.cli lazily, so the order is safe.
-    from fluxlit.dev import dev
-    from fluxlit.doctor import doctor
-
-    main.add_command(dev)
-    main.add_command(doctor)
-
-
-_register_commands()
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test test-fast test-slow e2e lint bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick soak clean
+.PHONY: install run test test-fast test-slow e2e lint bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick soak docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +35,15 @@ e2e: install
 	$(PYTEST) e2e -m e2e
 
 lint: install
-	$(BIN)/ruff check fluxlit supervisor proxy tests e2e bench examples
-	$(BIN)/ruff format --check fluxlit supervisor proxy tests e2e bench examples
+	$(BIN)/ruff check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py
+	$(BIN)/ruff format --check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py
 	$(BIN)/mypy --strict fluxlit supervisor proxy
 	$(BIN)/ty check fluxlit supervisor proxy
+
+## Docs: generated pages up to date, then a strict site build into site/
+docs: install
+	$(BIN)/python scripts/gen_docs.py --check
+	$(BIN)/python -m mkdocs build --strict --site-dir site
 
 ## Mixed soak against a running server: BASE_URL (default http://127.0.0.1:8000), COUNT=100000, CONCURRENCY=8
 soak: install
@@ -60,4 +65,4 @@ bench-fullstack-quick: install
 bench: bench-proxy bench-serve bench-fullstack
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage site

@@ -1,0 +1,124 @@
+"""The documentation site: generated pages match the code, every Python example runs, mkdocs builds strictly."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+ILLUSTRATIVE = "<!-- illustrative -->"
+_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def _gen_docs():
+    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def python_blocks() -> list[tuple[str, int, str, bool]]:
+    """(page, line, code, illustrative) for every ```python block under docs/."""
+    blocks = []
+    for page in sorted(DOCS.rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for match in _BLOCK.finditer(text):
+            before = text[: match.start()].rstrip()
+            blocks.append(
+                (
+                    str(page.relative_to(DOCS)),
+                    text.count("\n", 0, match.start()) + 1,
+                    match.group(1),
+                    before.endswith(ILLUSTRATIVE),
+                )
+            )
+    return blocks
+
+
+GEN = _gen_docs()
+BLOCKS = python_blocks()
+
+
+@pytest.mark.parametrize("name", sorted(GEN.GENERATORS))
+def test_generated_section_is_up_to_date(name: str) -> None:
+    page, generate = GEN.GENERATORS[name]
+    path = DOCS / page
+    current = path.read_text(encoding="utf-8")
+    expected = GEN.render(current, name, generate())
+    assert current == expected, (
+        f"docs/{page}: the generated '{name}' section is stale (a flag, setting, metric or doctor check changed); "
+        "run python scripts/gen_docs.py and commit the result"
+    )
+
+
+def test_render_replaces_only_between_the_markers() -> None:
+    text = "a\n<!-- generated:start x -->\nold\n<!-- generated:end -->\nb\n"
+    assert GEN.render(text, "x", "new") == "a\n<!-- generated:start x -->\nnew\n<!-- generated:end -->\nb\n"
+    with pytest.raises(ValueError, match="markers"):
+        GEN.render("no markers", "x", "new")
+
+
+def test_generated_pages_cover_every_setting_command_metric_and_check() -> None:
+    from fluxlit.cli import main
+    from fluxlit.doctor import describe_checks
+    from fluxlit.settings import SETTING_SPECS
+
+    cli = (DOCS / "cli.md").read_text(encoding="utf-8")
+    for name in main.list_commands(None):  # type: ignore[arg-type]
+        assert f"### fluxlit {name}" in cli
+    configuration = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    for spec in SETTING_SPECS:
+        assert f"`{spec.env}`" in configuration
+        assert f"`{spec.toml_key}`" in configuration
+    troubleshooting = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")
+    for check in describe_checks():
+        assert f"`{check['name']}`" in troubleshooting
+    observability = (DOCS / "observability.md").read_text(encoding="utf-8")
+    assert "`fluxlit_gateway_requests_total`" in observability
+
+
+def test_docs_have_python_examples() -> None:
+    assert sum(not illustrative for *_, illustrative in BLOCKS) >= 5
+
+
+@pytest.mark.parametrize(
+    ("page", "line", "code", "illustrative"), BLOCKS, ids=[f"{page}:{line}" for page, line, _, _ in BLOCKS]
+)
+def test_python_block_runs(page: str, line: int, code: str, illustrative: bool, tmp_path: Path) -> None:
+    """Blocks with test functions run under pytest; others run as scripts. `<!-- illustrative -->` skips one."""
+    if illustrative:
+        pytest.skip(f"docs/{page}:{line} is marked {ILLUSTRATIVE}")
+    stem = re.sub(r"\W", "_", f"test_doc_{page}_{line}")
+    source = tmp_path / f"{stem}.py"
+    source.write_text(code, encoding="utf-8")
+    if re.search(r"^def test_", code, re.M):
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", str(source)]
+    else:
+        argv = [sys.executable, str(source)]
+    result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, (
+        f"the python block at docs/{page}:{line} does not run (fix it, or mark it {ILLUSTRATIVE} on the line "
+        f"before the fence):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+
+
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    if importlib.util.find_spec("mkdocs") is None:
+        pytest.skip('mkdocs is not installed: pip install -e ".[docs]"')
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-4000:]}"
+    assert (tmp_path / "site" / "index.html").is_file()

@@ -43,12 +43,14 @@ class FluxLitTestClient:
         return FluxLitTestClient(self.app, api_prefix=self.api_prefix, root_mount=mount)
 
     def api_url(self, path: str, *, root_path: str | None = None) -> str:
+        """The public URL of an API path: ``{mount}{api_prefix}{path}``."""
         mount = self.root_mount if root_path is None else normalize_mount(root_path, name="root_path", allow_empty=True)
         if not path.startswith("/"):
             path = "/" + path
         return f"{mount}{self.api_prefix}{path}"
 
     def api_request(self, method: str, path: str, *, root_path: str | None = None, **kwargs: Any) -> httpx.Response:
+        """Send ``method`` to an API path through the gateway; ``root_path`` picks a one-off mount."""
         client = self.api
         if root_path is not None and normalize_mount(root_path, name="root_path", allow_empty=True) != self.root_mount:
             client = self.with_root_path(root_path).api
@@ -56,18 +58,23 @@ class FluxLitTestClient:
         return response
 
     def api_get(self, path: str, *, root_path: str | None = None, **kwargs: Any) -> httpx.Response:
+        """GET an API path (relative to the API prefix) through the gateway."""
         return self.api_request("GET", path, root_path=root_path, **kwargs)
 
     def api_post(self, path: str, *, root_path: str | None = None, **kwargs: Any) -> httpx.Response:
+        """POST to an API path (relative to the API prefix) through the gateway."""
         return self.api_request("POST", path, root_path=root_path, **kwargs)
 
     def api_put(self, path: str, *, root_path: str | None = None, **kwargs: Any) -> httpx.Response:
+        """PUT to an API path (relative to the API prefix) through the gateway."""
         return self.api_request("PUT", path, root_path=root_path, **kwargs)
 
     def api_patch(self, path: str, *, root_path: str | None = None, **kwargs: Any) -> httpx.Response:
+        """PATCH an API path (relative to the API prefix) through the gateway."""
         return self.api_request("PATCH", path, root_path=root_path, **kwargs)
 
     def api_delete(self, path: str, *, root_path: str | None = None, **kwargs: Any) -> httpx.Response:
+        """DELETE an API path (relative to the API prefix) through the gateway."""
         return self.api_request("DELETE", path, root_path=root_path, **kwargs)
 
     def openapi(self, *, root_path: str | None = None) -> dict[str, Any]:

@@ -162,7 +162,70 @@ def gen_doctor() -> str:
     return "\n".join(out)
 
 
+# ---------------------------------------------------------------- API reference
+
+API_NAMES = (
+    "fluxlit.FluxLit",
+    "fluxlit.app.PageRecord",
+    "fluxlit.Settings",
+    "fluxlit.testing.FluxLitTestClient",
+    "fluxlit.streamlit_main_path",
+    "fluxlit.client.ApiClient",
+    "fluxlit.client.ApiError",
+    "fluxlit.pages.di.Depends",
+    "fluxlit.pages.di.Header",
+    "fluxlit.pages.di.Cookie",
+    "fluxlit.deep_links.match_nav_page",
+    "fluxlit.deep_links.query_params",
+    "fluxlit.gateway.build_gateway",
+)
+
+
+def _resolve(dotted: str) -> object:
+    import importlib
+
+    module, _, attr = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _signature(obj: object) -> str:
+    import inspect
+    import re
+
+    try:
+        text = str(inspect.signature(obj))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "(...)"
+    # Function defaults print with their address; keep the page stable across runs.
+    return re.sub(r"<function ([\w.]+) at 0x[0-9a-f]+>", r"\1", text)
+
+
+def gen_api() -> str:
+    """Public names with their signatures and docstrings (methods too, for classes)."""
+    import inspect
+
+    out: list[str] = []
+    for dotted in API_NAMES:
+        obj = _resolve(dotted)
+        out += [f"### `{dotted}`", "", "```text", f"{dotted.rpartition('.')[2]}{_signature(obj)}", "```", ""]
+        out += [inspect.getdoc(obj) or "(no docstring)", ""]
+        if inspect.isclass(obj):
+            for name, member in inspect.getmembers(obj):
+                if name.startswith("_") or not (inspect.isfunction(member) or isinstance(member, property)):
+                    continue
+                if getattr(member, "__qualname__", "").split(".")[0] != obj.__name__ and not isinstance(
+                    member, property
+                ):
+                    continue  # inherited from a base class
+                doc = (inspect.getdoc(member) or "").split("\n\n")[0].replace("\n", " ")
+                shown = "" if isinstance(member, property) else _signature(member)
+                out.append(f"- `{name}{shown}`" + (f": {doc}" if doc else ""))
+            out.append("")
+    return "\n".join(out)
+
+
 GENERATORS: dict[str, tuple[str, Callable[[], str]]] = {
+    "api": ("api.md", gen_api),
     "cli": ("cli.md", gen_cli),
     "settings": ("configuration.md", gen_settings),
     "metrics": ("observability.md", gen_metrics),

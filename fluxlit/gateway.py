@@ -79,7 +79,7 @@ class Gateway:
         rel = strip_mount(scope["path"], scope.get("raw_path"), routes.root_path)
         if is_under(rel.path, routes.api_prefix):
             dispatch, handler = "api", self._to_api
-        elif rel.path in routes.internal:
+        elif kind == "http" and rel.path in routes.internal:
             # Scrapes and other internal endpoints are not traffic: no access line, no request metrics.
             await routes.internal[rel.path](scope, receive, self._stamped(send, request_id, kind))
             return
@@ -213,9 +213,9 @@ def _prepare_headers(scope: Scope, trusted: tuple[Network, ...]) -> str:
     elif framing & _HAS_CHUNKED and (framing & _HAS_LENGTH or scope.get("http_version") == "1.0"):
         # RFC 9112 6.1: ambiguous framing is a smuggling vector; refuse it and close the connection.
         state["fluxlit_refusal"] = (400, "Content-Length with Transfer-Encoding, or chunked HTTP/1.0, is refused.")
-    if trust and peer is not None:
+    if trust:  # a trusted peer may have no address (a unix socket under '*')
         if xff is not None:
-            state["forwarded_client"] = forwarded_client(peer, xff.decode("latin-1"), trusted)
+            state["forwarded_client"] = forwarded_client(peer or "", xff.decode("latin-1"), trusted)
         if proto is not None:
             scheme = forwarded_scheme(proto.decode("latin-1"), scope["type"] == "websocket")
             if scheme is not None:
@@ -250,11 +250,11 @@ async def _refuse(scope: Scope, send: Send, status: int, text: str) -> None:
 
 
 def _with_response_headers(send: Send, extra: list[tuple[bytes, bytes]], kind: str) -> Send:
-    start = "http.response.start" if kind == "http" else "websocket.accept"
+    starts = ("http.response.start",) if kind == "http" else ("websocket.accept", "websocket.http.response.start")
     names = {name for name, _ in extra}
 
     async def send_with_headers(message: Message) -> None:
-        if message["type"] == start:
+        if message["type"] in starts:
             headers = [h for h in message.get("headers", ()) if h[0].lower() not in names]
             headers.extend(extra)
             message = {**message, "headers": headers}

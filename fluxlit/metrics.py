@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from fluxlit.asgi import Receive, Scope, Send, send_bytes
 
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 HTTP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SESSION_BUCKETS = (1, 10, 60, 300, 900, 1800, 3600, 7200, 14400)
 
@@ -96,6 +97,8 @@ class GatewayMetrics:
         return pid if stat is not None and stat.ppid == os.getpid() else None
 
     def observe_http(self, dispatch: str, method: str, status: int, duration_s: float) -> None:
+        # Clients choose the method token: an open label set would grow the registry without bound.
+        method = method if method in STANDARD_METHODS else "OTHER"
         # labels() takes a lock and hashes a tuple each call; the label sets are few, so keep the children.
         key = (dispatch, method, status // 100)
         children = self._http_children.get(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,7 +113,8 @@ def parse_binds(value: Any, where: str) -> tuple[str, ...]:
         host, sep, port = bind.rpartition(":")
         if not sep or not host:
             raise _bad(where, value, "'HOST:PORT' or 'unix:PATH' entries, e.g. 0.0.0.0:8000,unix:/run/app.sock")
-        parse_port(port, where)
+        if parse_port(port, where) == 0:
+            raise _bad(where, value, "explicit ports in binds (port 0 would leave Streamlit pages no API address)")
     return binds
 
 
@@ -128,6 +130,13 @@ def parse_public_base_url(value: Any, where: str) -> str:
     text = parse_str(value, where).strip().rstrip("/")
     if text and not (text.startswith(("http://", "https://")) and "://" in text and len(text.split("://", 1)[1]) > 0):
         raise _bad(where, value, "an absolute http(s) URL such as https://example.com/apps/demo")
+    return text
+
+
+def parse_replica_id(value: Any, where: str) -> str:
+    text = parse_str(value, where).strip()
+    if text and not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", text):
+        raise _bad(where, value, "1-128 characters of A-Z a-z 0-9 . _ - (it is sent as a response header)")
     return text
 
 
@@ -304,7 +313,7 @@ class Settings:
         "FLUXLIT_REPLICA_ID",
         "--replica-id",
         "Name of this replica, sent as X-FluxLit-Replica and in logs (default: hostname-pid).",
-        parse_str,
+        parse_replica_id,
     )
     certfile: str | None = _setting(
         None,

@@ -82,3 +82,30 @@ def test_replica_header_is_sent_when_named(gateway_test_client_factory: Any) -> 
     assert client.get("/api/healthz").headers["x-fluxlit-replica"] == "replica-a"
     plain = gateway_test_client_factory(FluxLit())
     assert "x-fluxlit-replica" not in plain.get("/api/healthz").headers
+
+
+def test_trust_all_applies_forwarded_headers_for_a_peer_without_an_address() -> None:
+    import asyncio
+
+    from fluxlit.gateway import build_gateway
+
+    seen: dict[str, Any] = {}
+
+    async def api(scope: Any, receive: Any, send: Any) -> None:
+        seen.update(scheme=scope["scheme"], client=scope["client"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    gateway = build_gateway(api, settings=Settings(forwarded_allow_ips="*"))
+    scope = {"type": "http", "method": "GET", "path": "/api/x", "raw_path": b"/api/x", "root_path": "",
+             "scheme": "http", "query_string": b"", "client": None,
+             "headers": [(b"x-forwarded-for", b"9.9.9.9"), (b"x-forwarded-proto", b"https")]}  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    asyncio.run(gateway(scope, receive, send))
+    assert seen == {"scheme": "https", "client": ("9.9.9.9", 0)}

@@ -216,3 +216,39 @@ def test_lifespan_reaches_the_api(gateway_test_client_factory: Any) -> None:
     with gateway_test_client_factory(app) as client:
         assert client.get("/api/healthz").status_code == 200
     assert events == ["start", "stop"]
+
+
+def test_websocket_to_an_internal_path_is_not_served_by_the_http_endpoint(gateway_test_client_factory: Any) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    async def http_only(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - must not be called
+        raise AssertionError("internal endpoint called for a WebSocket")
+
+    client = gateway_test_client_factory(FluxLit(), internal={"/__fluxlit/metrics": http_only})
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/__fluxlit/metrics"):
+        pass
+    assert info.value.code == 1013  # went to the proxy slot (no upstream here)
+
+
+def test_websocket_denials_carry_the_request_id() -> None:
+    import asyncio
+
+    from fluxlit.gateway import build_gateway
+
+    async def deny(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.http.response.start", "status": 503, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"restarting"})
+
+    gateway = build_gateway(FluxLit(), proxy=deny)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/_stcore/stream", "raw_path": b"/_stcore/stream", "root_path": "",
+             "query_string": b"", "headers": [(b"x-request-id", b"rid-ws")], "client": ("127.0.0.1", 1)}  # fmt: skip
+    asyncio.run(gateway(scope, receive, send))
+    assert (b"x-request-id", b"rid-ws") in sent[0]["headers"]

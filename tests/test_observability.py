@@ -323,3 +323,12 @@ def test_child_series_only_for_a_process_we_forked(monkeypatch: pytest.MonkeyPat
     text = generate_latest(metrics.registry).decode()
     assert 'fluxlit_process_open_fds{process="streamlit"} 7.0' in text
     assert 'fluxlit_process_resident_memory_bytes{process="streamlit"}' in text
+
+
+def test_client_chosen_methods_share_one_other_label(observed: Any) -> None:
+    client, _ = observed
+    for index in range(5):
+        client.request(f"FOO{index}", "/nowhere")
+    text = client.get("/__fluxlit/metrics").text
+    assert 'method_kind="OTHER"} 5.0' in text
+    assert "FOO" not in text

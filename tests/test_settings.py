@@ -126,3 +126,14 @@ def test_every_setting_has_env_help_and_report_row(tmp_path: Path) -> None:
     assert [row["name"] for row in rows] == [spec.name for spec in SETTING_SPECS]
     assert all(row["source"] == "default" for row in rows)
     assert all(spec.env.startswith("FLUXLIT_") and spec.help for spec in SETTING_SPECS)
+
+
+@pytest.mark.parametrize("bad", ["café", "a b", "a\r\nSet-Cookie: x=1", "x" * 129])
+def test_replica_id_must_be_safe_in_a_header(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ConfigError, match="FLUXLIT_REPLICA_ID"):
+        load_settings(env={"FLUXLIT_REPLICA_ID": bad}, project_dir=tmp_path)
+
+
+def test_binds_need_explicit_ports(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="explicit ports in binds"):
+        load_settings(env={"FLUXLIT_BIND": "127.0.0.1:0"}, project_dir=tmp_path)

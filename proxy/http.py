@@ -83,9 +83,20 @@ async def forward_http(
         if client.gone:
             return
     limit = config.max_request_body_bytes
+    if limit is not None and framing.kind == "chunked" and not client.pending:
+        # A chunked body names no size: look at its first message before anything goes upstream, so a body
+        # over the limit from its first bytes gets 413 instead of racing the upstream's own early answer.
+        first = await client.receive()
+        if first["type"] == "http.disconnect":
+            client.gone = True
+            return
+        client.pending.append(first)
+        first_size = len(first.get("body", b""))
+        if first_size > limit:
+            framing = BodyFraming("length", first_size)
     if limit is not None and framing.length is not None and framing.length > limit:
         log.warning(
-            "%s: 413, Content-Length %d over %d",
+            "%s: 413, request body of %d bytes over %d",
             _context(scope, upstream),
             framing.length,
             limit,

@@ -99,6 +99,26 @@ async def test_chunked_body_over_limit_is_413_while_streaming(stack_factory):
         assert response.status_code == 413
 
 
+async def test_chunked_body_over_limit_in_its_first_part_is_413_before_contacting_upstream(tcp_server, stack_factory):
+    connections = 0
+
+    async def upstream(stream):  # would answer at once, before reading any body, as Streamlit's 405 does
+        nonlocal connections
+        connections += 1
+        await stream.send(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+        await stream.aclose()
+
+    async def produce():
+        yield b"x" * 1001
+
+    async with tcp_server(upstream) as port:
+        config = ProxyConfig(max_request_body_bytes=1000)
+        async with stack_factory(resolve=lambda: Upstream(port=port), config=config) as stack:
+            response = await stack.client.post("/x", content=produce())
+            assert response.status_code == 413
+        assert connections == 0
+
+
 async def test_garbage_response_is_502_protocol(tcp_server, head_reader, stack_factory, hooks):
     async def upstream(stream):
         await head_reader(stream, bytearray())

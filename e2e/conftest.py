@@ -42,12 +42,8 @@ def page(chromium: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def smoke_server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path).start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path).running() as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture

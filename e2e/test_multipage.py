@@ -20,12 +20,8 @@ MULTIPAGE = Path(__file__).resolve().parent.parent / "examples" / "multipage" / 
 # graceful stop does not wait on the tab's idle keep-alive connections.
 @pytest.fixture
 def multipage_server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path, target=f"{MULTIPAGE}:app").start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path, target=f"{MULTIPAGE}:app").running() as live:
         yield live
-    finally:
-        live.stop()
 
 
 def test_sidebar_navigation_keeps_session_state_between_pages(multipage_server: LiveServer, page: Any) -> None:

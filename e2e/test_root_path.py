@@ -17,12 +17,8 @@ MOUNT = "/apps/demo"
 
 @pytest.fixture
 def mounted_server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path, "--root-path", MOUNT).start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path, "--root-path", MOUNT).running() as live:
         yield live
-    finally:
-        live.stop()
 
 
 def test_smoke_page_renders_under_a_root_path(mounted_server: LiveServer, page: Any) -> None:

@@ -128,12 +128,8 @@ class SteadyLoad:
 
 @pytest.fixture
 def crash_tolerant(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path, env=CRASH_BUDGET_ENV).start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path, env=CRASH_BUDGET_ENV).running() as live:
         yield live
-    finally:
-        live.stop()
 
 
 def kill_child_repeatedly(live: LiveServer, probe: httpx.Client, signum: int, times: int) -> list[float]:

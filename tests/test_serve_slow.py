@@ -22,12 +22,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path).start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path).running() as live:
         yield live
-    finally:
-        live.stop()
 
 
 def wait_for(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]

@@ -60,6 +60,8 @@ class Gateway:
         self._ready = self._api_root + "/readyz"
         self._stopping = False
         self._replica_header = (REPLICA_HEADER, routes.replica_id.encode("ascii")) if routes.replica_id else None
+        # Response headers the gateway owns: an upstream or app copy is replaced, never duplicated.
+        self._stamp_names = frozenset({REQUEST_ID_HEADER, REPLICA_HEADER} if routes.replica_id else {REQUEST_ID_HEADER})
 
     def begin_stopping(self) -> None:
         """Readiness answers 503 from now on (a graceful stop has begun)."""
@@ -101,7 +103,7 @@ class Gateway:
         headers = [(REQUEST_ID_HEADER, request_id.encode("ascii"))]
         if self._replica_header is not None:
             headers.append(self._replica_header)
-        return _with_response_headers(send, headers, kind)
+        return _with_response_headers(send, headers, self._stamp_names, kind)
 
     async def _to_docs(self, scope: Scope, receive: Receive, send: Send, path: str, raw_path: bytes) -> None:
         await _redirect_to_api(scope, send, self._api_root + path)
@@ -249,9 +251,12 @@ async def _refuse(scope: Scope, send: Send, status: int, text: str) -> None:
     await send_text(send, status, text + "\n", [(b"connection", b"close")])
 
 
-def _with_response_headers(send: Send, extra: list[tuple[bytes, bytes]], kind: str) -> Send:
-    starts = ("http.response.start",) if kind == "http" else ("websocket.accept", "websocket.http.response.start")
-    names = {name for name, _ in extra}
+_HTTP_STARTS = ("http.response.start",)
+_WEBSOCKET_STARTS = ("websocket.accept", "websocket.http.response.start")
+
+
+def _with_response_headers(send: Send, extra: list[tuple[bytes, bytes]], names: frozenset[bytes], kind: str) -> Send:
+    starts = _HTTP_STARTS if kind == "http" else _WEBSOCKET_STARTS
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] in starts:

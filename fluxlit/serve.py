@@ -67,17 +67,14 @@ def _with_concrete_port(settings: Settings) -> Settings:
     """Port 0 means "any": pick one now so the child's internal API base can name it."""
     if settings.binds or settings.port != 0:
         return settings
-    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
-        probe.bind((settings.host, 0))
-        port = probe.getsockname()[1]
     from fluxlit.settings_sources import replace
 
-    return replace(settings, port=port)
+    return replace(settings, port=_free_port(settings.host))
 
 
-def _free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
 
@@ -201,7 +198,7 @@ class ServePlan:
         )
         extra_args = target.app.streamlit_run_args if target.app else ()
         # Under TLS, pages call the API over a private plain-HTTP loopback bind: no certificate to trust.
-        loopback_port = _free_loopback_port() if settings.certfile and has_ui else None
+        loopback_port = _free_port() if settings.certfile and has_ui else None
         streamlit_argv(0, root_path=root, extra=extra_args)  # validate reserved flags before anything starts
         self.child = (
             ChildSpec(

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test test-fast test-slow e2e lint bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick soak docs clean
+.PHONY: install run test test-fast test-slow e2e lint audit upgrade-smoke bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick soak docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,8 @@ e2e: install
 	$(PYTEST) e2e -m e2e
 
 lint: install
-	$(BIN)/ruff check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py
-	$(BIN)/ruff format --check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py
+	$(BIN)/ruff check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/security_audit.py
+	$(BIN)/ruff format --check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/security_audit.py
 	$(BIN)/mypy --strict fluxlit supervisor proxy
 	$(BIN)/ty check fluxlit supervisor proxy
 
@@ -44,6 +44,27 @@ lint: install
 docs: install
 	$(BIN)/python scripts/gen_docs.py --check
 	$(BIN)/python -m mkdocs build --strict --site-dir site
+
+## Known-vulnerability audit of the runtime surface (fluxlit[auth]) and a CycloneDX SBOM, both into artifacts/
+AUDIT := .venv-audit
+audit:
+	$(PYTHON) -m venv $(AUDIT)/target
+	$(PYTHON) -m venv $(AUDIT)/tools
+	$(AUDIT)/target/bin/python -m pip install --quiet --upgrade pip setuptools
+	$(AUDIT)/target/bin/python -m pip install --quiet -e ".[auth]"
+	$(AUDIT)/tools/bin/python -m pip install --quiet pip-audit cyclonedx-bom
+	$(AUDIT)/tools/bin/python scripts/security_audit.py $(AUDIT)/target/bin/python $(AUDIT)/tools/bin artifacts
+
+## The fast suite against the newest streamlit, fastapi, hypercorn and their stack, in a scratch venv (PRE=1: pre-releases too)
+UPGRADE := .venv-upgrade
+upgrade-smoke:
+	rm -rf $(UPGRADE)
+	$(PYTHON) -m venv $(UPGRADE)
+	$(UPGRADE)/bin/python -m pip install --quiet --upgrade pip
+	$(UPGRADE)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager $(if $(PRE),--pre) -e ".[dev]" \
+		streamlit fastapi starlette hypercorn h11 wsproto anyio structlog click prometheus-client httpx
+	$(UPGRADE)/bin/python -m pip list 2>/dev/null | grep -i -E '^(streamlit|fastapi|starlette|hypercorn|h11|wsproto|anyio) '
+	$(UPGRADE)/bin/python -m pytest -n auto -m "not slow" -q -p no:cacheprovider
 
 ## Mixed soak against a running server: BASE_URL (default http://127.0.0.1:8000), COUNT=100000, CONCURRENCY=8
 soak: install
@@ -65,4 +86,4 @@ bench-fullstack-quick: install
 bench: bench-proxy bench-serve bench-fullstack
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage site
+	rm -rf $(VENV) .venv-audit .venv-upgrade artifacts .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage site

@@ -11,12 +11,14 @@ import click
 
 from fluxlit.doctor_app import (
     check_body_limit,
+    check_body_read_timeout,
     check_graceful_timeout,
     check_pages,
     check_settings,
     check_target,
     check_upstream_timeouts,
 )
+from fluxlit.doctor_auth import check_forward_auth, check_jwt_auth
 from fluxlit.doctor_env import (
     check_dependencies,
     check_inotify,
@@ -28,7 +30,7 @@ from fluxlit.doctor_env import (
 from fluxlit.doctor_live import check_healthz, check_html_shell, check_readyz, check_static_asset, check_websocket
 from fluxlit.doctor_model import Check, CheckFunction, DoctorContext, Status, check_name, failed
 
-# Order matters only for reading: environment first, then the app, then the running instance.
+# Order matters only for reading: environment first, then the app and its auth, then the running instance.
 OFFLINE_CHECKS: tuple[CheckFunction, ...] = (
     check_python,
     check_dependencies,
@@ -37,8 +39,11 @@ OFFLINE_CHECKS: tuple[CheckFunction, ...] = (
     check_target,
     check_pages,
     check_upstream_timeouts,
+    check_body_read_timeout,
     check_graceful_timeout,
     check_body_limit,
+    check_forward_auth,
+    check_jwt_auth,
     check_port,
     check_state_file,
     check_inotify,

@@ -19,6 +19,8 @@ else:  # pragma: no cover - exercised only on Python 3.10
 
 # Below this a slow Streamlit answer (a big dataframe, a cold cache) is cut off with 504.
 MIN_READ_TIMEOUT_S = 5.0
+# A body part may take this long on a poor mobile link; a stalled body should not hold a connection far longer.
+BODY_READ_TIMEOUT_RANGE_S = (5.0, 300.0)
 # Kubernetes' default terminationGracePeriodSeconds: a longer drain is cut short by SIGKILL.
 K8S_TERMINATION_GRACE_S = 30.0
 # Streamlit's own default for server.maxUploadSize, in megabytes (it multiplies by 1024 * 1024).
@@ -102,6 +104,30 @@ def check_upstream_timeouts(ctx: DoctorContext) -> Check:
             "raise it to 30 or more unless you want fast failures on purpose",
         )
     return passed("upstream_timeouts", f"connect {connect:g} s, read {read:g} s")
+
+
+def check_body_read_timeout(ctx: DoctorContext) -> Check:
+    """The request-body deadline neither cuts slow uploads short nor lets a stalled body hold a connection long."""
+    settings = ctx.settings
+    if settings is None:
+        return not_checked(check_body_read_timeout, "the settings are invalid")
+    timeout = settings.body_read_timeout_s
+    low, high = BODY_READ_TIMEOUT_RANGE_S
+    if timeout < low:
+        return warned(
+            "body_read_timeout",
+            f"FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S={timeout:g} is under {low:g} s: uploads over slow or lossy links "
+            "pause longer than that between packets and get 408",
+            "raise it to 30 or more (60 is the default)",
+        )
+    if timeout > high:
+        return warned(
+            "body_read_timeout",
+            f"FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S={timeout:g} is over {high:g} s: a client that stops sending its "
+            "body holds a connection (and a request slot) that long",
+            "lower it to 60 (the default) unless clients really pause that long mid-upload",
+        )
+    return passed("body_read_timeout", f"{timeout:g} s per wait for request body data")
 
 
 def check_graceful_timeout(ctx: DoctorContext) -> Check:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import quote
 
+import anyio
+
 from fluxlit.access import AccessObserver
 from fluxlit.app import FluxLit
 from fluxlit.asgi import ASGIApp, Message, Receive, Scope, Send, send_json, send_text
@@ -20,7 +22,7 @@ from fluxlit.forwarded import (
 )
 from fluxlit.paths import DOCS_PATHS, is_under, normalize_mount, strip_mount
 from fluxlit.request_id import REQUEST_ID_HEADER, pick_request_id
-from fluxlit.settings import Settings
+from fluxlit.settings import DEFAULTS, Settings
 from fluxlit.upstream_status import UpstreamStatus, UpstreamStatusSource, no_upstream
 
 NO_UPSTREAM_RETRY_AFTER = b"5"
@@ -49,8 +51,10 @@ class Gateway:
         upstream_status: UpstreamStatusSource = no_upstream,
         proxy: ASGIApp | None = None,
         observer: AccessObserver | None = None,
+        body_read_timeout_s: float = DEFAULTS.body_read_timeout_s,
     ) -> None:
         self.api = api
+        self.body_read_timeout_s = body_read_timeout_s
         self.observer = observer
         self.routes = routes
         self.upstream_status = upstream_status
@@ -73,7 +77,7 @@ class Gateway:
             await self.api(scope, receive, send)
             return
         routes = self.routes
-        request_id = _prepare_headers(scope, routes.trusted_proxies)
+        request_id, has_body = _prepare_headers(scope, routes.trusted_proxies)
         refusal = _refusal(scope)
         if refusal is not None:
             await _refuse(scope, self._stamped(send, request_id, kind), *refusal)
@@ -89,13 +93,24 @@ class Gateway:
             dispatch, handler = "internal", self._to_docs
         else:
             dispatch, handler = "proxy", self._to_proxy
+        # Only a request that declares a body pays for the deadline (an object, and a timer per body read).
+        deadline = None
+        if has_body:
+            deadline = BodyDeadline(receive, self.body_read_timeout_s)
+            receive = deadline.receive
         observer = self.observer
         if observer is None:
-            await handler(scope, receive, self._stamped(send, request_id, kind), rel.path, rel.raw_path)
+            stamped = self._stamped(send, request_id, kind)
+            await handler(
+                scope, receive, stamped if deadline is None else deadline.guard(stamped), rel.path, rel.raw_path
+            )
             return
 
         async def call(observed_send: Send) -> None:
-            await handler(scope, receive, self._stamped(observed_send, request_id, kind), rel.path, rel.raw_path)
+            stamped = self._stamped(observed_send, request_id, kind)
+            await handler(
+                scope, receive, stamped if deadline is None else deadline.guard(stamped), rel.path, rel.raw_path
+            )
 
         await observer.observe(dispatch, scope, request_id, call, send)
 
@@ -175,8 +190,9 @@ def _not_ready_payload(status: UpstreamStatus) -> dict[str, object]:
     return payload
 
 
-def _prepare_headers(scope: Scope, trusted: tuple[Network, ...]) -> str:
-    """One pass over the request headers: pick the request id, and keep X-Forwarded-* only from trusted peers.
+def _prepare_headers(scope: Scope, trusted: tuple[Network, ...]) -> tuple[str, bool]:
+    """One pass over the request headers: pick the request id, keep X-Forwarded-* only from trusted peers, and
+    tell whether a body may follow (returned with the request id).
 
     A trusted peer's X-Forwarded-For/Proto set the client and scheme the API sees; from anyone else those
     headers are dropped so neither the API nor Streamlit can be fooled by them.
@@ -190,9 +206,9 @@ def _prepare_headers(scope: Scope, trusted: tuple[Network, ...]) -> str:
     framing = 0
     for name, value in scope["headers"]:
         if name == b"content-length":
-            framing |= _HAS_LENGTH
+            framing |= _HAS_LENGTH if value == b"0" else _HAS_LENGTH | _HAS_BODY
         elif name == b"transfer-encoding":
-            framing |= _HAS_CHUNKED
+            framing |= _HAS_CHUNKED | _HAS_BODY
         if name == REQUEST_ID_HEADER:
             inbound = value if inbound is None else inbound
             continue
@@ -222,11 +238,17 @@ def _prepare_headers(scope: Scope, trusted: tuple[Network, ...]) -> str:
             scheme = forwarded_scheme(proto.decode("latin-1"), scope["type"] == "websocket")
             if scheme is not None:
                 scope["scheme"] = scheme
-    return request_id
+    if scope["type"] != "http":
+        return request_id, False
+    # HTTP/2 and 3 frame bodies themselves: without Content-Length any request may carry one.
+    return request_id, bool(framing & _HAS_BODY) or (
+        not framing & _HAS_LENGTH and scope.get("http_version", "1.1") not in _LENGTH_FRAMED_VERSIONS
+    )
 
 
 MAX_HEADER_FIELDS = 100
-_HAS_LENGTH, _HAS_CHUNKED = 1, 2
+_HAS_LENGTH, _HAS_CHUNKED, _HAS_BODY = 1, 2, 4
+_LENGTH_FRAMED_VERSIONS = ("1.1", "1.0")
 
 
 def _refusal(scope: Scope) -> tuple[int, str] | None:
@@ -249,6 +271,60 @@ async def _refuse(scope: Scope, send: Send, status: int, text: str) -> None:
         await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})
         return
     await send_text(send, status, text + "\n", [(b"connection", b"close")])
+
+
+class BodyDeadline:
+    """Bounds each wait for request body data by FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S.
+
+    When a wait runs out before a response started, the client gets 408 with ``Connection: close`` (the server
+    then closes the connection); after a response started, that response is cut off instead, which closes the
+    connection mid-response. Either way the app's receive() answers ``http.disconnect`` from then on and
+    whatever the app still sends is dropped. Once the body is complete receive() is not timed again, so a
+    long download or an app waiting for the disconnect is never cut.
+    """
+
+    __slots__ = ("_complete", "_expired", "_receive", "_send", "_started", "timeout")
+
+    def __init__(self, receive: Receive, timeout: float) -> None:
+        self._receive = receive
+        self.timeout = timeout
+        self._send: Send | None = None
+        self._complete = self._expired = self._started = False
+
+    async def receive(self) -> Message:
+        if self._complete:
+            return await self._receive()
+        if self._expired:
+            return {"type": "http.disconnect"}
+        with anyio.move_on_after(self.timeout):
+            message = await self._receive()
+            self._complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+        return await self._expire()
+
+    def guard(self, send: Send) -> Send:
+        """`send` as the app should use it: noting when the response starts, silent once the deadline passed."""
+        self._send = send
+
+        async def guarded(message: Message) -> None:
+            if self._expired:
+                return
+            if message["type"] == "http.response.start":
+                self._started = True
+            await send(message)
+
+        return guarded
+
+    async def _expire(self) -> Message:
+        self._expired = True
+        if not self._started and self._send is not None:
+            await send_text(
+                self._send,
+                408,
+                f"The request body stalled: no data for {self.timeout:g} s.\n",
+                [(b"connection", b"close")],
+            )
+        return {"type": "http.disconnect"}
 
 
 _HTTP_STARTS = ("http.response.start",)
@@ -310,4 +386,11 @@ def build_gateway(
         trusted_proxies=parse_trusted(base.forwarded_allow_ips),
         replica_id=base.replica_id,
     )
-    return Gateway(api, routes, upstream_status=upstream_status, proxy=proxy, observer=observer)
+    return Gateway(
+        api,
+        routes,
+        upstream_status=upstream_status,
+        proxy=proxy,
+        observer=observer,
+        body_read_timeout_s=base.body_read_timeout_s,
+    )

@@ -70,8 +70,8 @@ def parse_port(value: Any, where: str) -> int:
     return port
 
 
-def _positive(kind: type[int] | type[float], *, allow_zero: bool) -> Callable[[Any, str], Any]:
-    floor = "0 or more" if allow_zero else "more than 0"
+def _positive(kind: type[int] | type[float], *, allow_zero: bool, example: str = "") -> Callable[[Any, str], Any]:
+    floor = ("0 or more" if allow_zero else "more than 0") + (f", e.g. {example}" if example else "")
 
     def parse(value: Any, where: str) -> Any:
         try:
@@ -229,6 +229,14 @@ class Settings:
         None,
         "Seconds to wait for Streamlit's response before answering 504.",
         _positive(float, allow_zero=False),
+    )
+    body_read_timeout_s: float = _setting(
+        60.0,
+        "FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S",
+        None,
+        "Seconds the gateway waits for each part of a request body (API and proxied alike); a body that stalls "
+        "longer gets 408 and the connection is closed. WebSockets and responses are not timed.",
+        _positive(float, allow_zero=False, example="60"),
     )
     max_proxy_request_body_bytes: int = _setting(
         0,

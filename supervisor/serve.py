@@ -16,6 +16,8 @@ from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 
+from supervisor.hypercorn_fixes import release_closed_connections
+
 logger = logging.getLogger("supervisor")
 
 Scope: TypeAlias = MutableMapping[str, Any]
@@ -57,6 +59,7 @@ class BindError(Exception):
 
 def build_hypercorn_config(serve: ServeConfig) -> Config:
     """One hypercorn Config for the run: our binds and TLS, access log off, errors to stdlib logging."""
+    release_closed_connections()  # every server built from this config frees a client-closed socket at once
     config = Config()
     config.bind = list(serve.binds)
     config.certfile = serve.certfile

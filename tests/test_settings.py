@@ -66,6 +66,12 @@ def test_pyproject_tool_table_is_read_and_fluxlit_toml_wins_over_it(tmp_path: Pa
         ({"FLUXLIT_GATEWAY_UPSTREAM_READ_TIMEOUT_S": "0"}, "a number more than 0"),
         ({"FLUXLIT_GATEWAY_UPSTREAM_READ_TIMEOUT_S": "nan"}, "a number more than 0"),
         ({"FLUXLIT_GATEWAY_MAX_PROXY_REQUEST_BODY_BYTES": "-1"}, "a whole number 0 or more"),
+        (
+            {"FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S": "0"},
+            "FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S='0' is not valid: expected a number more than 0, e.g. 60",
+        ),
+        ({"FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S": "-5"}, "FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S='-5'"),
+        ({"FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S": "soon"}, "expected a number more than 0, e.g. 60"),
         ({"FLUXLIT_ON_CHILD_EXIT": "sometimes"}, "one of restart, exit"),
         ({"FLUXLIT_LOG_LEVEL": "loud"}, "one of critical, error, warning, info, debug"),
         ({"FLUXLIT_BIND": "nohost"}, "'HOST:PORT' or 'unix:PATH'"),
@@ -137,3 +143,13 @@ def test_replica_id_must_be_safe_in_a_header(tmp_path: Path, bad: str) -> None:
 def test_binds_need_explicit_ports(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="explicit ports in binds"):
         load_settings(env={"FLUXLIT_BIND": "127.0.0.1:0"}, project_dir=tmp_path)
+
+
+def test_body_read_timeout_defaults_to_60_and_is_read_from_env_file_and_code(tmp_path: Path) -> None:
+    assert load_settings(env={}, project_dir=tmp_path).settings.body_read_timeout_s == 60.0
+    resolved = load_settings(env={"FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S": "2.5"}, project_dir=tmp_path)
+    assert (resolved.settings.body_read_timeout_s, resolved.sources["body_read_timeout_s"]) == (2.5, "env")
+    (tmp_path / "fluxlit.toml").write_text("body_read_timeout_s = 15\n")
+    assert load_settings(env={}, project_dir=tmp_path).settings.body_read_timeout_s == 15.0
+    with pytest.raises(ConfigError, match="FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S=0 is not valid"):
+        Settings(body_read_timeout_s=0)

@@ -190,11 +190,13 @@ def serve(**cli_values: Any) -> None:
     """
     # As PID 1 the kernel ignores SIGTERM without a handler: install one before the slow imports below.
     signal.signal(signal.SIGTERM, _exit_on_early_signal)
-    from fluxlit.serve import serve_command
+    from fluxlit.serve import serve_command, streamlit_started_early
 
     try:
-        resolved, target = resolve_with_target(cli_values)
-        code = serve_command(resolved, target)
+        # Streamlit boots (~0.5 s) while the target, FastAPI and the gateway import: not one after the other.
+        with streamlit_started_early(resolve(cli_values)) as early:
+            resolved, target = resolve_with_target(cli_values)
+            code = serve_command(resolved, target, early)
     except FluxLitError as error:
         fail(error)
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
 import json
 import logging
 import os
@@ -9,9 +11,8 @@ import sys
 import threading
 import time
 from contextvars import ContextVar
+from types import ModuleType
 from typing import Any, TextIO
-
-import structlog
 
 # The request being served, for every log line written while it is (cheaper than binding structlog contextvars).
 REQUEST_ID: ContextVar[str | None] = ContextVar("fluxlit_request_id", default=None)
@@ -65,6 +66,36 @@ class _FastJsonLines:
 
 _fast_lines: _FastJsonLines | None = None
 
+# What `import structlog` pulls in for features JSON lines never use: rich (with pygments and attrs, ~5 MiB and
+# ~70 modules) for its console tracebacks, greenlet for its deprecated greenlet-local context.
+CONSOLE_ONLY_MODULES = ("rich", "greenlet")
+
+
+class _HiddenModules(importlib.abc.MetaPathFinder):
+    """An import hook that makes importing some top-level packages fail, as if they were not installed."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"{fullname} is hidden while structlog imports", name=fullname)
+
+
+def import_structlog(console: bool) -> ModuleType:
+    """structlog, first imported without rich and greenlet unless the console format wants them.
+
+    Hidden only while structlog imports (it probes for them once, at import): the app may still import them.
+    """
+    if console or "structlog" in sys.modules:
+        return importlib.import_module("structlog")
+    hide = _HiddenModules(tuple(name for name in CONSOLE_ONLY_MODULES if name not in sys.modules))
+    sys.meta_path.insert(0, hide)
+    try:
+        return importlib.import_module("structlog")
+    finally:
+        sys.meta_path.remove(hide)
+
 
 def fast_info_line(event: str, logger_name: str, fields: dict[str, Any]) -> bool:
     """Write an INFO line through the fast JSON path; False when the console format is in use."""
@@ -76,12 +107,16 @@ def fast_info_line(event: str, logger_name: str, fields: dict[str, Any]) -> bool
 
 def bind_process_fields(**fields: Any) -> None:
     """Fields on every line of this process (e.g. the replica id)."""
+    import structlog
+
     structlog.contextvars.bind_contextvars(**fields)
     if _fast_lines is not None:
         _fast_lines.process_fields.update(fields)
 
 
 def _shared_processors() -> list[Any]:
+    import structlog
+
     return [
         structlog.contextvars.merge_contextvars,
         _add_request_id,
@@ -107,6 +142,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
     """
     global _fast_lines
     out = stream or sys.stdout
+    structlog = import_structlog(console=not uses_json(fmt, out))
     _fast_lines = _FastJsonLines(out, _LEVELS[level]) if uses_json(fmt, out) else None
     if uses_json(fmt, out):
         # Tracebacks become one `exception` string field, so a line stays one JSON object.
@@ -139,4 +175,6 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
 
 
 def get_logger(name: str) -> Any:
+    import structlog
+
     return structlog.get_logger(name)

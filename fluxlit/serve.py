@@ -2,38 +2,85 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
+from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fluxlit.errors import ConfigError
 from fluxlit.settings import Settings
 from fluxlit.settings_sources import ResolvedSettings
 from fluxlit.streamlit_entry import streamlit_argv
-from fluxlit.targets import LoadedTarget
 from fluxlit.upstream_status import UpstreamStatus
+
+if TYPE_CHECKING:  # this module is imported before the target, so it imports nothing heavy itself
+    from fluxlit.targets import LoadedTarget
+    from supervisor.early import PrestartedChild
 
 # Retry-After while Streamlit (re)starts: a cold start takes one to two seconds here.
 RESTART_RETRY_AFTER_S = 2
 
 
-def serve_command(resolved: ResolvedSettings, target: LoadedTarget) -> int:
+@dataclass(frozen=True)
+class EarlyChild:
+    """Streamlit started before the target is imported, and the gateway port its environment names."""
+
+    child: PrestartedChild
+    port: int
+
+
+@contextlib.contextmanager
+def streamlit_started_early(resolved: ResolvedSettings) -> Generator[EarlyChild | None, None, None]:
+    """Start Streamlit now, so it boots while this process imports the target, FastAPI and the gateway.
+
+    Its command and environment come from the settings known before the import; the supervisor adopts it only
+    when the final plan (with the app's own settings and streamlit_run_args) would start exactly the same, and
+    stops it otherwise. It is stopped, by PID and reaped, on every path that leaves this block without that
+    (a target that fails to import, a bad setting, a port in use). None when it cannot start early: under TLS
+    (the loopback port is chosen with the plan), or when the target is not found without importing it.
+    """
+    from fluxlit.targets import target_exists
+
+    settings = resolved.settings
+    early: EarlyChild | None = None
+    if not settings.certfile and target_exists(settings.target):
+        settings = _with_concrete_port(settings)
+        try:
+            env = child_environment(settings)
+        except ConfigError:
+            env = None  # every bind is a unix socket: the plan reports it
+        if env is not None:
+            from supervisor.early import prestart
+
+            root = settings.root_path
+            child = prestart(lambda port: streamlit_argv(port, root_path=root), env)
+            early = EarlyChild(child, settings.port) if child is not None else None
+    try:
+        yield early
+    finally:
+        if early is not None:
+            early.child.stop()  # a no-op once the supervisor has run it (it reaps what it adopts or discards)
+
+
+def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: EarlyChild | None = None) -> int:
     """Run until a signal (exit 0) or a supervision failure (its exit code)."""
     settings = resolved.settings
     from fluxlit.logs import configure_logging, get_logger
 
     configure_logging(settings.log_level, settings.log_format)
     log = get_logger("fluxlit")
-    settings = _with_concrete_port(settings)
+    settings = _with_concrete_port(settings, early.port if early is not None else None)
     if not settings.replica_id:
         from fluxlit.settings_sources import replace
 
         settings = replace(settings, replica_id=f"{socket.gethostname()}-{os.getpid()}")
     from fluxlit.logs import bind_process_fields
 
-    # Pages and app.urls read these at request time, in this process and in the child.
+    # Pages and app.urls read these at request time, in this process and (through its env) in the child.
     os.environ["FLUXLIT_TRUST_PROXY"] = "1" if settings.trust_proxy else "0"
     os.environ["FLUXLIT_PUBLIC_BASE_URL"] = settings.public_base_url
 
@@ -46,6 +93,7 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget) -> int:
         api_prefix=settings.api_mount_path,
         root_path=settings.root_path,
         streamlit=plan.child is not None,
+        streamlit_prestarted=early is not None and plan.child is not None and plan.child.started(early.child),
     )
     from supervisor import run
 
@@ -59,17 +107,18 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget) -> int:
             plan.state_file,
             on_child_output=plan.on_child_output,
             before_stop=plan.before_stop,
+            prestarted=early.child if early is not None else None,
         )
     )
 
 
-def _with_concrete_port(settings: Settings) -> Settings:
-    """Port 0 means "any": pick one now so the child's internal API base can name it."""
+def _with_concrete_port(settings: Settings, chosen: int | None = None) -> Settings:
+    """Port 0 means "any": pick one now (or keep the one `chosen` earlier) so the child's API base can name it."""
     if settings.binds or settings.port != 0:
         return settings
     from fluxlit.settings_sources import replace
 
-    return replace(settings, port=_free_port(settings.host))
+    return replace(settings, port=chosen or _free_port(settings.host))
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -107,7 +156,7 @@ def internal_api_base(settings: Settings, loopback_port: int | None = None) -> s
     )
 
 
-def child_environment(settings: Settings, target: LoadedTarget, loopback_port: int | None = None) -> dict[str, str]:
+def child_environment(settings: Settings, loopback_port: int | None = None) -> dict[str, str]:
     spec = settings.target
     module_part, sep, attr = spec.rpartition(":")
     if sep and (module_part.endswith(".py") or "/" in module_part):
@@ -119,6 +168,8 @@ def child_environment(settings: Settings, target: LoadedTarget, loopback_port: i
         "FLUXLIT_API_PREFIX": settings.api_mount_path,
         "FLUXLIT_ROOT_PATH": settings.root_path,
         "FLUXLIT_INTERNAL_API_BASE": internal_api_base(settings, loopback_port),
+        "FLUXLIT_TRUST_PROXY": "1" if settings.trust_proxy else "0",
+        "FLUXLIT_PUBLIC_BASE_URL": settings.public_base_url,
         "PYTHONPATH": pythonpath,
         "PYTHONUNBUFFERED": "1",
     }
@@ -203,7 +254,7 @@ class ServePlan:
         self.child = (
             ChildSpec(
                 argv=lambda port: streamlit_argv(port, root_path=root, extra=extra_args),
-                env=child_environment(settings, target, loopback_port),
+                env=child_environment(settings, loopback_port),
                 ready_path=f"{root}/_stcore/health",
                 start_timeout=settings.child_start_timeout_s,
                 name="streamlit",

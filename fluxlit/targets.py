@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fluxlit.app import FluxLit
 from fluxlit.asgi import ASGIApp
 from fluxlit.errors import TargetError
+
+if TYPE_CHECKING:  # FastAPI loads with the target, not before: `serve` starts Streamlit while it does
+    from fluxlit.app import FluxLit
 
 DEFAULT_ATTR = "app"
 
@@ -58,8 +61,25 @@ def parse_target(spec: str) -> TargetSpec:
     return TargetSpec(module_part, attr, call, None)
 
 
+def target_exists(spec: str, *, cwd: Path | None = None) -> bool:
+    """Whether the target's file, or its top-level module, can be found without importing any of its code."""
+    try:
+        parsed = parse_target(spec)
+    except TargetError:
+        return False
+    base = cwd or Path.cwd()
+    if parsed.file is not None:
+        return (parsed.file if parsed.file.is_absolute() else base / parsed.file).is_file()
+    top = parsed.module.partition(".")[0]
+    if top in sys.modules or importlib.machinery.PathFinder.find_spec(top, [str(base)]) is not None:
+        return True
+    return importlib.util.find_spec(top) is not None  # a top-level name: finding it runs none of its code
+
+
 def load_target(spec: str, *, cwd: Path | None = None) -> LoadedTarget:
     """Import the target and check it is an app; every failure raises TargetError (exit code 3)."""
+    from fluxlit.app import FluxLit
+
     parsed = parse_target(spec)
     base = cwd or Path.cwd()
     if str(base) not in sys.path:
@@ -88,6 +108,8 @@ def load_target(spec: str, *, cwd: Path | None = None) -> LoadedTarget:
 
 
 def _is_app(value: Any) -> bool:
+    from fluxlit.app import FluxLit
+
     if isinstance(value, FluxLit):
         return True
     if inspect.isclass(value) or not callable(value):

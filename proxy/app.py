@@ -13,6 +13,7 @@ from .hooks import ProxyHooks
 from .http import forward_http
 from .pool import ConnectionPool
 from .replies import send_plain_response
+from .spare import SpareConnection
 from .websocket import CLOSE_GRACE, WebSocketSession, bridge_websocket
 
 log = logging.getLogger("proxy")
@@ -28,6 +29,7 @@ class ReverseProxy:
         self._config = config or ProxyConfig()
         self._hooks = hooks or ProxyHooks()
         self._pool = ConnectionPool(self._config, self._hooks)
+        self._spare = SpareConnection(self._config) if self._config.ws_spare_connection else None
         self._sessions: set[WebSocketSession] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,6 +46,7 @@ class ReverseProxy:
                 config=self._config,
                 hooks=self._hooks,
                 sessions=self._sessions,
+                spare=self._spare,
             )
         elif kind == "lifespan":
             await self._lifespan(receive, send)
@@ -60,8 +63,10 @@ class ReverseProxy:
                 await session.done.wait()
 
     async def aclose(self) -> None:
-        """Close the idle pooled connections; connections in use close when their exchange ends."""
+        """Close the idle pooled connections and the spare; connections in use close when their exchange ends."""
         await self._pool.aclose()
+        if self._spare is not None:
+            await self._spare.aclose()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         resolved = self._resolve()

@@ -55,6 +55,8 @@ class ProxyConfig:
     ws_max_message_bytes: int = 256 * 1024 * 1024
     ws_keepalive_interval: float | None = 20.0
     ws_open_timeout: float = 30.0
+    # Keep one connection to the upstream open ahead of time for the next WebSocket handshake.
+    ws_spare_connection: bool = True
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "read_timeout", "write_timeout", "ws_open_timeout"):

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.abc
-from wsproto import WSConnection
-from wsproto.connection import ConnectionState
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, Request, TextMessage
 
 from .asgi import Message as AsgiMessage
@@ -34,6 +33,7 @@ from .headers import (
 )
 from .hooks import ProxyHooks
 from .replies import deny_websocket, deny_websocket_plain
+from .spare import SpareConnection
 from .transport import describe
 from .ws_handshake import Accepted, Rejected, open_websocket, upstream_host_value
 
@@ -97,7 +97,7 @@ class WebSocketSession:
         restarting: Callable[[], bool],
     ) -> None:
         self._stream: anyio.abc.ByteStream = accepted.stream
-        self._ws: WSConnection = accepted.ws
+        self._ws: Connection = accepted.ws
         self._receive = receive
         self._send = send
         self._config = config
@@ -296,7 +296,10 @@ async def bridge_websocket(
     config: ProxyConfig,
     hooks: ProxyHooks,
     sessions: set[WebSocketSession],
+    spare: SpareConnection | None = None,
 ) -> None:
+    """Relay one WebSocket; with `spare`, the handshake may skip the TCP connect, and the next spare is
+    opened once this one is accepted."""
     headers = scope_headers(scope)
     extra = {"request_id": request_id_of(headers)}
     context = f"WebSocket {scope.get('path', '')}"
@@ -326,7 +329,7 @@ async def bridge_websocket(
         extra_headers=websocket_request_headers(headers, hop),
     )
     try:
-        result = await open_websocket(upstream, request, config)
+        result = await open_websocket(upstream, request, config, spare)
     except UpstreamError as exc:
         hooks.upstream_error(exc.failure.hook_kind)
         refusal = websocket_refusal_for_failure(exc.failure)
@@ -346,20 +349,24 @@ async def bridge_websocket(
         )
         return
     session = WebSocketSession(result, receive, send, config, hooks, restarting)
-    try:
-        await send(
-            {
-                "type": "websocket.accept",
-                "subprotocol": result.subprotocol,
-                "headers": websocket_response_headers(result.headers),
-            }
-        )
-    except BaseException:
-        await anyio.aclose_forcefully(result.stream)
-        raise
-    hooks.websocket_opened()
-    sessions.add(session)
-    try:
-        await session.run()
-    finally:
-        sessions.discard(session)
+    async with anyio.create_task_group() as background:
+        if spare is not None:
+            # Runs once this task yields: after the 101 below is written, off the handshake's path.
+            background.start_soon(spare.refill, upstream)
+        try:
+            await send(
+                {
+                    "type": "websocket.accept",
+                    "subprotocol": result.subprotocol,
+                    "headers": websocket_response_headers(result.headers),
+                }
+            )
+        except BaseException:
+            await anyio.aclose_forcefully(result.stream)
+            raise
+        hooks.websocket_opened()
+        sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            sessions.discard(session)

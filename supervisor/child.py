@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
@@ -17,9 +16,18 @@ from supervisor.exit_codes import ExitCode
 from supervisor.output import OutputCallback, new_tail, pump_lines
 from supervisor.policy import FailureLedger, GiveUp, RestartPolicy, UniformSource
 from supervisor.probe import probe_http
-from supervisor.process import describe_returncode, pick_free_port, spawn_child, terminate_process_group
+from supervisor.process import (
+    ChildProcess,
+    describe_returncode,
+    pick_free_port,
+    spawn_child,
+    terminate_process_group,
+)
 from supervisor.reaper import ManagedPids
 from supervisor.state import StateName, UpstreamState
+
+if TYPE_CHECKING:
+    from supervisor.early import PrestartedChild
 
 logger = logging.getLogger("supervisor")
 
@@ -44,6 +52,10 @@ class ChildSpec:
     health_interval: float = 2.0
     health_failures: int = 2
     name: str = "child"
+
+    def started(self, early: PrestartedChild) -> bool:
+        """Whether `early` runs exactly the command this spec would start on its port."""
+        return early.matches(self.argv(early.port), self.env, self.cwd, self.host)
 
     def __post_init__(self) -> None:
         if not self.ready_path.startswith("/"):
@@ -87,8 +99,11 @@ class ChildSupervisor:
         on_output: OutputCallback,
         on_ready: Callable[[], None],
         rng: UniformSource,
+        prestarted: PrestartedChild | None = None,
     ) -> None:
+        """`prestarted`, already checked with `spec.started(...)`, is adopted as the first generation."""
         self._spec = spec
+        self._prestarted = prestarted
         self._policy = policy
         self._publish = publish
         self._restart = restart
@@ -153,22 +168,33 @@ class ChildSupervisor:
     async def _run_generation(self) -> RunOutcome:
         spec = self._spec
         self._pid = None
-        try:
-            self._port = pick_free_port(spec.host)
-        except OSError as exc:
-            self._port = None
-            return RunOutcome(became_ready=False, uptime=0.0, reason=f"no free port on {spec.host!r}: {exc}")
-        self._set_state("starting", "")
-        argv = list(spec.argv(self._port))
-        try:
-            # Shielded: a cancel landing between fork and our hold on `proc` would orphan the child.
-            with self._managed.spawn_in_progress(), anyio.CancelScope(shield=True):
-                proc = await spawn_child(argv, spec.env, spec.cwd)
-        except OSError as exc:
-            return RunOutcome(became_ready=False, uptime=0.0, reason=f"could not run {argv[0]!r}: {exc}")
+        proc: ChildProcess
+        early, self._prestarted = self._prestarted, None
+        if early is not None:
+            self._port = early.port
+            self._managed.pids.add(early.pid)
+            with anyio.CancelScope(shield=True):
+                await early.attach()
+            proc, argv = early, list(early.argv)
+            started = {"prestarted_s_ago": round(time.monotonic() - early.started_at, 3)}
+        else:
+            try:
+                self._port = pick_free_port(spec.host)
+            except OSError as exc:
+                self._port = None
+                return RunOutcome(became_ready=False, uptime=0.0, reason=f"no free port on {spec.host!r}: {exc}")
+            self._set_state("starting", "")
+            argv = list(spec.argv(self._port))
+            try:
+                # Shielded: a cancel landing between fork and our hold on `proc` would orphan the child.
+                with self._managed.spawn_in_progress(), anyio.CancelScope(shield=True):
+                    proc = await spawn_child(argv, spec.env, spec.cwd)
+            except OSError as exc:
+                return RunOutcome(became_ready=False, uptime=0.0, reason=f"could not run {argv[0]!r}: {exc}")
+            started = {}
         self._pid = proc.pid
         self._managed.pids.add(proc.pid)
-        logger.info("%s started", spec.name, extra=self._extra(argv=argv))
+        logger.info("%s started", spec.name, extra=self._extra(argv=argv, **started))
         self._set_state("starting", "")
         tail = new_tail()
         try:
@@ -197,7 +223,7 @@ class ChildSupervisor:
             stderr_tail=tuple(tail),
         )
 
-    async def _lifecycle(self, proc: asyncio.subprocess.Process) -> RunOutcome:
+    async def _lifecycle(self, proc: ChildProcess) -> RunOutcome:
         readiness = await self._wait_ready(proc)
         if readiness == "restart":
             return self._restart_outcome(became_ready=False, uptime=0.0)
@@ -227,7 +253,7 @@ class ChildSupervisor:
         self._set_state("restarting", "restart requested")
         return RunOutcome(became_ready, uptime, "restart requested", restart_requested=True)
 
-    async def _wait_ready(self, proc: asyncio.subprocess.Process) -> Readiness:
+    async def _wait_ready(self, proc: ChildProcess) -> Readiness:
         outcomes: tuple[Readiness, ...] = ("exited", "restart", "ready")
         with anyio.move_on_after(self._spec.start_timeout):
             return outcomes[await first_of(proc.wait, self._restart.wait, self._poll_until_ready)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import errno
 import functools
@@ -13,15 +12,35 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
-import anyio
+if TYPE_CHECKING:  # asyncio and anyio load on first use: `supervisor.early` spawns before they are imported
+    import asyncio
 
-from supervisor.concurrency import first_of
+    import anyio
 
 logger = logging.getLogger("supervisor")
 
 _PR_SET_PDEATHSIG = 1
 _GROUP_POLL_INTERVAL = 0.05
+
+
+class ChildProcess(Protocol):
+    """What supervision needs of a running child: an asyncio subprocess or an adopted early one."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    @property
+    def stdout(self) -> asyncio.StreamReader | None: ...
+
+    @property
+    def stderr(self) -> asyncio.StreamReader | None: ...
+
+    async def wait(self) -> int: ...
 
 
 def pick_free_port(host: str) -> int:
@@ -84,6 +103,8 @@ async def spawn_child(argv: Sequence[str], env: Mapping[str, str], cwd: str | No
 
     Must run on the event-loop thread: PR_SET_PDEATHSIG is tied to the thread that forks.
     """
+    import asyncio
+
     if not argv:
         raise ValueError("the child argv is empty: ChildSpec.argv(port) must return the program and its args")
     return await asyncio.create_subprocess_exec(
@@ -120,7 +141,7 @@ def group_exists(pgid: int) -> bool:
 
 
 async def terminate_process_group(
-    proc: asyncio.subprocess.Process,
+    proc: ChildProcess,
     grace: float,
     *,
     hurry: anyio.Event | None = None,
@@ -133,6 +154,10 @@ async def terminate_process_group(
     The group id is the leader's pid (start_new_session); a pid cannot be reused while its group exists,
     so signalling the group after the leader is reaped only reaches its leftover members.
     """
+    import anyio
+
+    from supervisor.concurrency import first_of
+
     pgid = proc.pid
     with anyio.CancelScope(shield=True):
         if proc.returncode is None:

@@ -12,7 +12,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from hypercorn.config import Config, Sockets
@@ -37,6 +37,9 @@ from supervisor.serve import (
 )
 from supervisor.state import StateHub, UpstreamState
 from supervisor.state_file import remove_state_file, write_state_file
+
+if TYPE_CHECKING:
+    from supervisor.early import PrestartedChild
 
 logger = logging.getLogger("supervisor")
 
@@ -64,11 +67,14 @@ async def run_supervised(
     before_stop: Callable[[], Awaitable[None]] | None = None,
     install_signal_handlers: bool = True,
     ready_callback: Callable[[], None] | None = None,
+    prestarted: PrestartedChild | None = None,
 ) -> int:
     """Serve `app` and supervise `child` until a stop or a terminal failure; returns an `ExitCode` value.
 
     Stop it programmatically with `hub.request_stop()` (twice to skip draining), restart the child with
     `hub.request_restart()`. Invalid configuration raises ValueError before anything starts.
+    `prestarted` (from `supervisor.early.prestart`) becomes the child's first generation when `child` would start
+    the very same command; otherwise it is stopped, and in every case it is reaped before this returns.
     """
     config = build_hypercorn_config(serve)
     run = _SupervisedRun(
@@ -83,6 +89,7 @@ async def run_supervised(
         before_stop=before_stop,
         install_signal_handlers=install_signal_handlers,
         ready_callback=ready_callback,
+        prestarted=prestarted,
     )
     return int(await run.run())
 
@@ -119,6 +126,7 @@ class _SupervisedRun:
         before_stop: Callable[[], Awaitable[None]] | None,
         install_signal_handlers: bool,
         ready_callback: Callable[[], None] | None,
+        prestarted: PrestartedChild | None = None,
     ) -> None:
         self._serve = serve
         self._config = config
@@ -132,6 +140,10 @@ class _SupervisedRun:
         self._ready_callback = ready_callback
         self._inflight = InflightRequests(app)
         self._managed = ManagedPids()
+        # Ours from the start: the PID 1 reaper must leave its exit status to us even before it is adopted.
+        self._prestarted = prestarted
+        if prestarted is not None:
+            self._managed.pids.add(prestarted.pid)
         self._exit_code: ExitCode | None = None
         self._stop_requested = anyio.Event()
         self._force = anyio.Event()
@@ -174,9 +186,23 @@ class _SupervisedRun:
             logger.exception("supervisor failed", extra={"exit_code": int(ExitCode.INTERNAL_ERROR)})
             return ExitCode.INTERNAL_ERROR
         finally:
+            if self._prestarted is not None:  # never handed to the child supervisor (e.g. the bind failed)
+                await self._discard_prestarted(self._prestarted, "not adopted")
             self._hub._detach()
             if self._state_file is not None:
                 remove_state_file(self._state_file)
+
+    async def _discard_prestarted(self, early: PrestartedChild, why: str) -> None:
+        self._prestarted = None
+        logger.info(
+            "stopping the child started early (pid %d): %s",
+            early.pid,
+            why,
+            extra={"pid": early.pid, "reason": why},
+        )
+        with anyio.CancelScope(shield=True):  # a stop must never leave the child behind
+            await early.terminate(self._child.stop_grace if self._child is not None else 0.0)
+        self._managed.pids.discard(early.pid)
 
     async def _run(self, pending_stop: bool) -> ExitCode:
         async with anyio.create_task_group() as group:
@@ -200,8 +226,13 @@ class _SupervisedRun:
                     group.cancel_scope.cancel()
                     return ExitCode.INTERNAL_ERROR
                 group.start_soon(self._serve_task, sockets)
+                early, self._prestarted = self._prestarted, None
+                if early is not None and (self._child is None or not self._child.started(early)):
+                    why = "no child is configured" if self._child is None else "its command or environment differs"
+                    group.start_soon(self._discard_prestarted, early, why)
+                    early = None
                 if self._child is not None:
-                    group.start_soon(self._child_task, self._child)
+                    group.start_soon(self._child_task, self._child, early)
                 else:
                     self._child_ready.set()
                     self._child_done.set()
@@ -264,7 +295,7 @@ class _SupervisedRun:
         finally:
             self._serve_done.set()
 
-    async def _child_task(self, spec: ChildSpec) -> None:
+    async def _child_task(self, spec: ChildSpec, prestarted: PrestartedChild | None) -> None:
         supervisor = ChildSupervisor(
             spec,
             self._policy,
@@ -276,6 +307,7 @@ class _SupervisedRun:
             on_output=self._on_child_output,
             on_ready=self._child_ready.set,
             rng=random.Random(),
+            prestarted=prestarted,
         )
         try:
             with self._child_scope:

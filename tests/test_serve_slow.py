@@ -126,13 +126,85 @@ def test_bad_target_exits_3_before_any_child_starts(tmp_path: Path) -> None:
         live.kill_leftovers()
 
 
+# Imported by every Python process started in the test's directory (PYTHONPATH holds it): the Streamlit
+# children record their pids, so a test can check that not one of them outlives the gateway.
+RECORD_CHILD_PIDS = """
+import os
+if "FLUXLIT_INTERNAL_API_BASE" in os.environ:
+    with open(os.path.join({workdir!r}, "child-pids"), "a") as handle:
+        handle.write(f"{{os.getpid()}}\\n")
+"""
+
+
+def record_child_pids(workdir: Path) -> Path:
+    (workdir / "sitecustomize.py").write_text(RECORD_CHILD_PIDS.format(workdir=str(workdir)))
+    return workdir / "child-pids"
+
+
+def recorded_pids(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def test_target_failing_to_import_after_streamlit_started_early_exits_3_and_stops_it(tmp_path: Path) -> None:
+    pids = record_child_pids(tmp_path)
+    # Slow enough that the early child is surely running (and has recorded its pid) when the import fails.
+    (tmp_path / "slow_broken.py").write_text("import time\ntime.sleep(1.5)\nraise RuntimeError('no database')\n")
+    live = LiveServer(tmp_path, target="slow_broken.py:app").start()
+    try:
+        assert live.wait_exit(30) == 3
+        assert "RuntimeError: no database" in live.log()
+        [early] = recorded_pids(pids)
+        assert not pid_alive(early)
+        assert not live.state_file.exists()
+    finally:
+        live.kill_leftovers()
+
+
+APP_WITH_ITS_OWN_ROOT_PATH = """
+from fluxlit import FluxLit, Settings
+
+app = FluxLit(title="Own root", settings=Settings(root_path="/lab"))
+
+
+@app.page("/")
+def home(st, client):
+    st.write("hello")
+"""
+
+
+def test_app_settings_that_change_the_child_replace_the_one_started_early(tmp_path: Path) -> None:
+    pids = record_child_pids(tmp_path)
+    (tmp_path / "own_root.py").write_text(APP_WITH_ITS_OWN_ROOT_PATH)
+    live = LiveServer(tmp_path, target="own_root.py:app").start()
+    try:
+        live.wait_ready()
+        assert live.get("/lab/_stcore/health").text == "ok"
+        assert live.get("/lab/").status_code == 200
+        early, current = recorded_pids(pids)
+        assert live.child_pid() == current
+        assert not pid_alive(early)
+        assert "its command or environment differs" in live.log()
+    finally:
+        live.stop()
+
+
+def test_the_child_started_early_is_adopted_as_generation_one(tmp_path: Path) -> None:
+    pids = record_child_pids(tmp_path)
+    with LiveServer(tmp_path).running() as live:
+        [early] = recorded_pids(pids)
+        assert (live.child_pid(), live.state()["generation"]) == (early, 1)
+        assert '"streamlit_prestarted": true' in live.log()
+
+
 def test_port_in_use_exits_6(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
+        pids = record_child_pids(tmp_path)
         live = LiveServer(tmp_path, port=holder.getsockname()[1]).start()
         try:
             assert live.wait_exit(60) == 6
+            assert not any(pid_alive(pid) for pid in recorded_pids(pids))
         finally:
             live.kill_leftovers()
 

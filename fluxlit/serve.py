@@ -307,8 +307,8 @@ HYPERCORN_OPTIONS: dict[str, Any] = {
     "websocket_ping_interval": None,
     # hypercorn's default cap is 16 MiB per message; Streamlit allows 200 MB and the proxy 256 MiB.
     "websocket_max_message_size": 256 * 1024 * 1024,
-    # hypercorn 0.18 holds a connection the client closed until this idle timer fires (its idle task is not
-    # stopped on EOF); uvicorn's 5 s bounds that fd leak and cuts trickled headers just as early.
+    # The idle timer is also hypercorn's only header deadline: uvicorn's 5 s cuts trickled headers early. (It used
+    # to bound an fd leak too; supervisor/hypercorn_fixes.py now frees a client-closed connection at once.)
     "keep_alive_timeout": 5.0,
 }
 

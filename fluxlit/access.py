@@ -78,8 +78,10 @@ class AccessObserver:
             await send(message)
 
         metrics = self.metrics
+        in_flight: Any = None  # the gauge child, looked up once
         if metrics is not None:
-            metrics.in_flight_for(dispatch).inc()
+            in_flight = metrics.in_flight_for(dispatch)
+            in_flight.inc()
         started = time.perf_counter()
         try:
             await call(observed)
@@ -88,7 +90,7 @@ class AccessObserver:
             # A request that died before answering is logged as the 500 the server turns it into.
             final = status or 500
             if metrics is not None:
-                metrics.in_flight_for(dispatch).dec()
+                in_flight.dec()
                 metrics.observe_http(dispatch, scope["method"], final, duration)
             if self.access_log:
                 self._line(
@@ -150,10 +152,11 @@ class AccessObserver:
     def _line(self, event: str, level: int, scope: Scope, request_id: str, dispatch: str, **fields: Any) -> None:
         client = scope.get("client")
         forwarded = scope.get("state", {}).get("forwarded_client")
+        query = scope.get("query_string")
         line = {
             "request_id": request_id,
             "path": scope["path"],
-            "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
+            "query": redact_query(query.decode("latin-1")) if query else "",
             "dispatch": dispatch,
             "client": forwarded if forwarded is not None else (f"{client[0]}:{client[1]}" if client else None),
             "upstream_generation": self.generation() if dispatch == "proxy" else None,

@@ -63,6 +63,7 @@ class Gateway:
         self._health = self._api_root + "/healthz"
         self._ready = self._api_root + "/readyz"
         self._stopping = False
+        self._trusted_peers: dict[str | None, bool] = {}
         self._replica_header = (REPLICA_HEADER, routes.replica_id.encode("ascii")) if routes.replica_id else None
         # Response headers the gateway owns: an upstream or app copy is replaced, never duplicated.
         self._stamp_names = frozenset({REQUEST_ID_HEADER, REPLICA_HEADER} if routes.replica_id else {REQUEST_ID_HEADER})
@@ -77,7 +78,7 @@ class Gateway:
             await self.api(scope, receive, send)
             return
         routes = self.routes
-        request_id, has_body = _prepare_headers(scope, routes.trusted_proxies)
+        request_id, has_body = _prepare_headers(scope, routes.trusted_proxies, self._trusted_peers)
         refusal = _refusal(scope)
         if refusal is not None:
             await _refuse(scope, self._stamped(send, request_id, kind), *refusal)
@@ -190,16 +191,23 @@ def _not_ready_payload(status: UpstreamStatus) -> dict[str, object]:
     return payload
 
 
-def _prepare_headers(scope: Scope, trusted: tuple[Network, ...]) -> tuple[str, bool]:
+def _prepare_headers(
+    scope: Scope, trusted: tuple[Network, ...], trusted_peers: dict[str | None, bool]
+) -> tuple[str, bool]:
     """One pass over the request headers: pick the request id, keep X-Forwarded-* only from trusted peers, and
     tell whether a body may follow (returned with the request id).
 
     A trusted peer's X-Forwarded-For/Proto set the client and scheme the API sees; from anyone else those
-    headers are dropped so neither the API nor Streamlit can be fooled by them.
+    headers are dropped so neither the API nor Streamlit can be fooled by them. ``trusted_peers`` remembers the
+    verdict per peer address for ``trusted`` (a few peers send nearly every request).
     """
     client = scope.get("client")
     peer = client[0] if client else None
-    trust = bool(trusted) and is_trusted(peer, trusted)
+    trust = trusted_peers.get(peer)
+    if trust is None:
+        trust = bool(trusted) and is_trusted(peer, trusted)
+        if len(trusted_peers) < MAX_REMEMBERED_PEERS:
+            trusted_peers[peer] = trust
     inbound = None
     xff = proto = None
     kept = []
@@ -247,6 +255,7 @@ def _prepare_headers(scope: Scope, trusted: tuple[Network, ...]) -> tuple[str, b
 
 
 MAX_HEADER_FIELDS = 100
+MAX_REMEMBERED_PEERS = 4096
 _HAS_LENGTH, _HAS_CHUNKED, _HAS_BODY = 1, 2, 4
 _LENGTH_FRAMED_VERSIONS = ("1.1", "1.0")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -148,6 +149,29 @@ def test_every_response_carries_a_new_request_id(gateway_test_client_factory: An
     second = client.get(url).headers["x-request-id"]
     assert first != second
     assert len(first) == 32
+
+
+def test_a_minted_request_id_is_a_random_uuid4_in_hex() -> None:
+    from fluxlit.request_id import new_request_id
+
+    ids = {new_request_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for minted in ids:
+        parsed = uuid.UUID(minted)
+        assert (parsed.hex, parsed.version, parsed.variant) == (minted, 4, uuid.RFC_4122)
+
+
+def test_trust_verdicts_are_remembered_per_peer_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fluxlit import gateway
+    from fluxlit.forwarded import parse_trusted
+
+    monkeypatch.setattr(gateway, "MAX_REMEMBERED_PEERS", 2)
+    remembered: dict[str | None, bool] = {}
+    for peer in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.1"):
+        scope = {"type": "http", "headers": [(b"x-forwarded-for", b"1.2.3.4")], "client": (peer, 1)}
+        gateway._prepare_headers(scope, parse_trusted("10.0.0.1"), remembered)
+        assert scope["state"].get("forwarded_client") == ("1.2.3.4" if peer == "10.0.0.1" else None)
+    assert remembered == {"10.0.0.1": True, "10.0.0.2": False}
 
 
 def test_a_valid_inbound_request_id_is_kept(gateway_test_client_factory: Any) -> None:

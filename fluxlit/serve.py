@@ -310,6 +310,9 @@ HYPERCORN_OPTIONS: dict[str, Any] = {
     # The idle timer is also hypercorn's only header deadline: uvicorn's 5 s cuts trickled headers early. (It used
     # to bound an fd leak too; supervisor/hypercorn_fixes.py now frees a client-closed connection at once.)
     "keep_alive_timeout": 5.0,
+    # No `server: hypercorn-h11` on every response: it names our stack to scanners and costs ~10-17 us/request
+    # (bench/api_profile.py); a proxied response keeps no upstream `server` either (proxy/headers.py).
+    "include_server_header": False,
 }
 
 

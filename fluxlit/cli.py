@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -103,7 +103,7 @@ def _exit_on_early_signal(signum: int, frame: FrameType | None) -> None:
     sys.exit(int(ExitCode.OK))
 
 
-def fail(error: FluxLitError) -> None:
+def fail(error: FluxLitError) -> NoReturn:
     click.echo(f"fluxlit: error: {error}", err=True)
     sys.exit(int(error.exit_code))
 
@@ -165,7 +165,6 @@ def config(as_json: bool, **cli_values: Any) -> None:
             click.echo(f"fluxlit: warning: app settings not shown: {error}", err=True)
     except FluxLitError as error:
         fail(error)
-        return
     rows = resolved.report()
     if as_json:
         click.echo(json.dumps({"project_file": resolved.project_file, "settings": rows}, indent=2))
@@ -197,10 +196,10 @@ def serve(**cli_values: Any) -> None:
         with streamlit_started_early(resolve(cli_values)) as early:
             resolved, target = resolve_with_target(cli_values)
             code = serve_command(resolved, target, early)
+        # Inside the try: Python 3.11's tracer does not record a line run after a with-block's exit unwound.
+        sys.exit(int(code))
     except FluxLitError as error:
         fail(error)
-        return
-    sys.exit(int(code))
 
 
 @main.command(epilog=EPILOG)

@@ -222,7 +222,6 @@ def dev(watch_dirs: tuple[str, ...], poll_interval: float, serve_args: tuple[str
         sys.exit(error.exit_code)
     except FluxLitError as error:
         fail(error)
-        return
     settings = resolved.settings
     args += _concrete_port_args(settings)
     runner = DevRunner(

@@ -38,8 +38,6 @@ def workbench_command(**cli_values: Any) -> None:
         settings = resolved.settings
         for line in workbench_urls(settings.host, settings.port, os.environ):
             click.echo(line, err=True)
-        code = serve_command(resolved, target)
+        sys.exit(int(serve_command(resolved, target)))
     except FluxLitError as error:
         fail(error)
-        return
-    sys.exit(int(code))

@@ -104,7 +104,7 @@ def _describe(fn: Callable[..., Any]) -> str:
     name = getattr(fn, "__qualname__", None) or repr(fn)
     try:
         return f"{name}{inspect.signature(fn)}"
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # pragma: no cover - unreachable: every caller already took fn's signature
         return name
 
 

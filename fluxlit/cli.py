@@ -41,6 +41,7 @@ def settings_options(func: F) -> F:
         click.option("--host", default=None, metavar="HOST", help=_flag_help("host")),
         click.option("--port", default=None, type=int, metavar="PORT", help=_flag_help("port")),
         click.option("--bind", "binds", multiple=True, metavar="ADDR", help=_flag_help("binds") + " Repeatable."),
+        click.option("--workers", default=None, type=int, metavar="N", help=_flag_help("workers")),
         click.option("--root-path", default=None, metavar="PATH", help=_flag_help("root_path")),
         click.option("--api-prefix", "api_mount_path", default=None, metavar="PATH", help=_flag_help("api_mount_path")),
         click.option(
@@ -196,8 +197,9 @@ def serve(**cli_values: Any) -> None:
         with streamlit_started_early(resolve(cli_values)) as early:
             resolved, target = resolve_with_target(cli_values)
             code = serve_command(resolved, target, early)
-        # Inside the try: Python 3.11's tracer does not record a line run after a with-block's exit unwound.
-        sys.exit(int(code))
+        # Runs on every stop (slow tests assert the exit codes), but Python 3.11's tracer loses this frame once
+        # anyio.run has returned in it (cpython#106749), so coverage cannot see it there.
+        sys.exit(int(code))  # pragma: no cover - measured as missed on 3.11 though it runs: see above
     except FluxLitError as error:
         fail(error)
 

@@ -19,6 +19,8 @@ from fluxlit.upstream_status import UpstreamStatus
 
 if TYPE_CHECKING:  # this module is imported before the target, so it imports nothing heavy itself
     from fluxlit.targets import LoadedTarget
+    from fluxlit.upstream_status import UpstreamStatusSource
+    from supervisor import StateHub, WorkerSpec
     from supervisor.early import PrestartedChild
 
 # Retry-After while Streamlit (re)starts: a cold start takes one to two seconds here.
@@ -74,6 +76,7 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: Early
     configure_logging(settings.log_level, settings.log_format)
     log = get_logger("fluxlit")
     settings = _with_concrete_port(settings, early.port if early is not None else None)
+    configured = settings  # workers name themselves when no replica id was given
     if not settings.replica_id:
         from fluxlit.settings_sources import replace
 
@@ -108,7 +111,25 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: Early
             on_child_output=plan.on_child_output,
             before_stop=plan.before_stop,
             prestarted=early.child if early is not None else None,
+            workers=worker_spec(configured, plan.state_file) if settings.workers > 1 else None,
         )
+    )
+
+
+# A worker's drain takes graceful_timeout plus the supervisor's own margins (cancel, wind-down).
+_WORKER_STOP_SLACK_S = 5.0
+
+
+def worker_spec(settings: Settings, state_file: Path) -> WorkerSpec:
+    """The extra gateway processes of `--workers N`: `python -m fluxlit.worker`, following our state file."""
+    from fluxlit.worker import worker_environment
+    from supervisor import WorkerSpec
+
+    return WorkerSpec(
+        argv=[sys.executable, "-m", "fluxlit.worker"],
+        count=settings.workers - 1,
+        env=worker_environment(settings, state_file),
+        stop_grace=settings.graceful_timeout_s + _WORKER_STOP_SLACK_S,
     )
 
 
@@ -192,19 +213,29 @@ def upstream_status_from(state: Any, stopping: bool) -> UpstreamStatus:
 class ServePlan:
     """Everything one `fluxlit serve` run is made of, built before any process starts."""
 
-    def __init__(self, settings: Settings, target: LoadedTarget) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        target: LoadedTarget,
+        *,
+        hub: StateHub | None = None,
+        upstream: UpstreamStatusSource | None = None,
+    ) -> None:
+        """`upstream` replaces the hub as the source of Streamlit's status (a worker follows the state file)."""
         from fluxlit.gateway import build_gateway
         from fluxlit.logs import get_logger
         from proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
         from supervisor import ChildSpec, RestartPolicy, ServeConfig, StateHub, default_state_file_path
 
         self.settings = settings
-        self.hub = StateHub()
+        self.hub = hub if hub is not None else StateHub()
         hub = self.hub
         child_log = get_logger("streamlit")
 
-        def status() -> UpstreamStatus:
+        def from_hub() -> UpstreamStatus:
             return upstream_status_from(hub.current, hub.stopping)
+
+        status = upstream if upstream is not None else from_hub
 
         root = settings.root_path
 
@@ -245,7 +276,10 @@ class ServePlan:
             upstream_status=status if has_ui else _not_configured,
             proxy=self.proxy,
             internal={settings.metrics_path: self.metrics.endpoint()} if self.metrics is not None else None,
-            observer=AccessObserver(self.metrics, generation=lambda: hub.current.generation),
+            observer=AccessObserver(
+                self.metrics,
+                generation=(lambda: hub.current.generation) if upstream is None else (lambda: status().generation),
+            ),
         )
         extra_args = target.app.streamlit_run_args if target.app else ()
         # Under TLS, pages call the API over a private plain-HTTP loopback bind: no certificate to trust.

@@ -140,6 +140,21 @@ def parse_replica_id(value: Any, where: str) -> str:
     return text
 
 
+MAX_WORKERS = 64
+
+
+def parse_workers(value: Any, where: str) -> int:
+    try:
+        workers = int(str(value).strip()) if not isinstance(value, bool) else 0
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_WORKERS:
+        raise _bad(
+            where, value, f"a whole number of gateway processes from 1 to {MAX_WORKERS}, e.g. 2 (one per CPU core)"
+        )
+    return workers
+
+
 def _setting(default: Any, env: str, flag: str | None, help: str, parse: Callable[[Any, str], Any], **kw: Any) -> Any:
     meta = {"env": env, "flag": flag, "help": help, "parse": parse, **kw}
     if isinstance(default, list | dict):
@@ -173,6 +188,14 @@ class Settings:
         "--bind",
         "Extra or replacement binds, comma separated: HOST:PORT or unix:PATH. When set, --host/--port are not used.",
         parse_binds,
+    )
+    workers: int = _setting(
+        1,
+        "FLUXLIT_WORKERS",
+        "--workers",
+        "Gateway processes sharing the public port and the one Streamlit child (1 = this process only). "
+        "Each has its own metrics and replica id.",
+        parse_workers,
     )
     api_mount_path: str = _setting(
         "/api",

@@ -24,6 +24,7 @@ _LAZY = {
     "StateName": "supervisor.state",
     "SupervisorControl": "supervisor.state",
     "UpstreamState": "supervisor.state",
+    "WorkerSpec": "supervisor.workers",
     "default_state_file_path": "supervisor.state_file",
     "pdeathsig_preexec": "supervisor.process",
     "prestart": "supervisor.early",
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from supervisor.serve import ASGIApp, ServeConfig
     from supervisor.state import StateHub, StateName, SupervisorControl, UpstreamState
     from supervisor.state_file import default_state_file_path, read_upstream, write_state_file
+    from supervisor.workers import WorkerSpec
 
 __all__ = [
     "ASGIApp",
@@ -61,6 +63,7 @@ __all__ = [
     "StateName",
     "SupervisorControl",
     "UpstreamState",
+    "WorkerSpec",
     "default_state_file_path",
     "pdeathsig_preexec",
     "prestart",

@@ -40,6 +40,7 @@ from supervisor.state_file import remove_state_file, write_state_file
 
 if TYPE_CHECKING:
     from supervisor.early import PrestartedChild
+    from supervisor.workers import WorkerPool, WorkerSpec
 
 logger = logging.getLogger("supervisor")
 
@@ -68,6 +69,7 @@ async def run_supervised(
     install_signal_handlers: bool = True,
     ready_callback: Callable[[], None] | None = None,
     prestarted: PrestartedChild | None = None,
+    workers: WorkerSpec | None = None,
 ) -> int:
     """Serve `app` and supervise `child` until a stop or a terminal failure; returns an `ExitCode` value.
 
@@ -75,6 +77,7 @@ async def run_supervised(
     `hub.request_restart()`. Invalid configuration raises ValueError before anything starts.
     `prestarted` (from `supervisor.early.prestart`) becomes the child's first generation when `child` would start
     the very same command; otherwise it is stopped, and in every case it is reaped before this returns.
+    `workers` (see `supervisor.workers`) adds processes serving the same public sockets next to this one.
     """
     config = build_hypercorn_config(serve)
     run = _SupervisedRun(
@@ -90,6 +93,7 @@ async def run_supervised(
         install_signal_handlers=install_signal_handlers,
         ready_callback=ready_callback,
         prestarted=prestarted,
+        workers=workers,
     )
     return int(await run.run())
 
@@ -127,8 +131,11 @@ class _SupervisedRun:
         install_signal_handlers: bool,
         ready_callback: Callable[[], None] | None,
         prestarted: PrestartedChild | None = None,
+        workers: WorkerSpec | None = None,
     ) -> None:
         self._serve = serve
+        self._workers = workers
+        self._worker_pool: WorkerPool | None = None
         self._config = config
         self._child = child
         self._policy = policy
@@ -226,6 +233,11 @@ class _SupervisedRun:
                     group.cancel_scope.cancel()
                     return ExitCode.INTERNAL_ERROR
                 group.start_soon(self._serve_task, sockets)
+                if self._workers is not None:
+                    from supervisor.workers import WorkerPool
+
+                    self._worker_pool = WorkerPool(self._workers, sockets, self._managed)
+                    group.start_soon(self._worker_pool.run)
                 early, self._prestarted = self._prestarted, None
                 if early is not None and (self._child is None or not self._child.started(early)):
                     why = "no child is configured" if self._child is None else "its command or environment differs"
@@ -246,6 +258,8 @@ class _SupervisedRun:
                 await self._shutdown()
                 group.cancel_scope.cancel()
             finally:
+                if self._worker_pool is not None:  # they hold the sockets too: gone before we return
+                    await self._worker_pool.stop(force=True)
                 close_sockets(sockets, self._config.bind)
         assert self._exit_code is not None
         return self._exit_code
@@ -343,6 +357,8 @@ class _SupervisedRun:
     async def _shutdown(self) -> None:
         """Drain within graceful_timeout (skipped when forced), then stop the child; bounded throughout."""
         self._hub._set_stopping()
+        if self._worker_pool is not None:
+            self._worker_pool.begin_stop()  # they turn not-ready and drain alongside our own server
         deadline = anyio.current_time() + self._serve.graceful_timeout
         if self._before_stop is not None and not self._force.is_set():
             with anyio.move_on_at(deadline):
@@ -361,6 +377,9 @@ class _SupervisedRun:
                 await first_of(self._serve_done.wait, self._force.wait)
         if not self._serve_done.is_set():
             await self._cut_serving_short()
+        if self._worker_pool is not None:
+            # Before the child: workers still proxy to it while they drain.
+            await self._worker_pool.stop(force=self._force.is_set())
         self._child_scope.cancel()
         grace = self._child.stop_grace if self._child is not None else 0.0
         with anyio.move_on_after(grace + _CHILD_STOP_SLACK):

@@ -1,0 +1,137 @@
+"""One extra gateway process of `fluxlit serve --workers N`: the same gateway, on the supervisor's sockets.
+
+The supervisor starts it as `python -m fluxlit.worker` (see `supervisor.workers`) with the listening sockets
+passed as fds, the resolved settings as JSON in FLUXLIT_WORKER_SETTINGS, and the path of the upstream state
+file it publishes in FLUXLIT_WORKER_STATE_FILE: the shared Streamlit child is followed through that file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from fluxlit.settings import Settings
+from fluxlit.upstream_status import UpstreamStatus
+
+if TYPE_CHECKING:
+    from supervisor import UpstreamState
+
+SETTINGS_ENV = "FLUXLIT_WORKER_SETTINGS"
+STATE_FILE_ENV = "FLUXLIT_WORKER_STATE_FILE"
+# How stale a worker's view of Streamlit may be: one stat() per interval at most, none per request in between.
+STATE_CHECK_INTERVAL_S = 0.05
+
+
+def settings_to_json(settings: Settings) -> str:
+    return json.dumps(dataclasses.asdict(settings))
+
+
+def settings_from_json(text: str) -> Settings:
+    return Settings(**json.loads(text))
+
+
+def worker_environment(settings: Settings, state_file: Path) -> dict[str, str]:
+    """What a worker needs besides its sockets: the settings of this run and where Streamlit's state is."""
+    return {SETTINGS_ENV: settings_to_json(settings), STATE_FILE_ENV: str(state_file)}
+
+
+class StateFileStatus:
+    """The supervisor's view of Streamlit, read from its state file when the file changes (checked every 50 ms)."""
+
+    def __init__(
+        self,
+        path: Path,
+        stopping: Callable[[], bool],
+        *,
+        check_interval: float = STATE_CHECK_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._path = path
+        self._stopping = stopping
+        self._interval = check_interval
+        self._clock = clock
+        self._next_check = float("-inf")
+        self._key: tuple[int, int, int] | None = None
+        self._state: UpstreamState | None = None
+        self._status = UpstreamStatus("starting", detail="waiting for the supervisor's state file")
+
+    def __call__(self) -> UpstreamStatus:
+        now = self._clock()
+        if now >= self._next_check:
+            self._next_check = now + self._interval
+            self._refresh()
+        if self._state is not None and self._stopping():
+            from fluxlit.serve import upstream_status_from
+
+            return upstream_status_from(self._state, True)
+        return self._status
+
+    def _refresh(self) -> None:
+        from fluxlit.serve import upstream_status_from
+        from supervisor import UpstreamState
+
+        try:
+            info = os.stat(self._path)
+        except OSError:
+            self._key, self._state = None, None
+            self._status = UpstreamStatus("starting", detail="waiting for the supervisor's state file")
+            return
+        key = (info.st_mtime_ns, info.st_ino, info.st_size)
+        if key == self._key:
+            return
+        try:
+            state = UpstreamState.from_json(self._path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self._key, self._state = None, None  # read again at the next check
+            self._status = UpstreamStatus("unknown", detail=f"unreadable state file: {exc}")
+            return
+        self._key, self._state = key, state
+        self._status = upstream_status_from(state, False)
+
+
+def _exit_on_early_signal(signum: int, frame: FrameType | None) -> None:
+    sys.exit(0)
+
+
+def main() -> int:
+    """Serve until SIGTERM (0) or a failure (the supervisor's exit code); the supervisor restarts it."""
+    # A stop may come while the target still imports: exit cleanly, not by the default SIGTERM action.
+    signal.signal(signal.SIGTERM, _exit_on_early_signal)
+    from fluxlit.logs import bind_process_fields, configure_logging, get_logger
+    from fluxlit.serve import ServePlan
+    from fluxlit.settings_sources import replace
+    from fluxlit.targets import load_target
+    from supervisor import RestartPolicy, StateHub, run
+    from supervisor.workers import inherited_sockets
+
+    sockets = inherited_sockets(os.environ)
+    settings = settings_from_json(os.environ[SETTINGS_ENV])
+    configure_logging(settings.log_level, settings.log_format)
+    if not settings.replica_id:
+        settings = replace(settings, replica_id=f"{socket.gethostname()}-{os.getpid()}")
+    bind_process_fields(replica=settings.replica_id, worker=sockets.index)
+    target = load_target(settings.target)
+    hub = StateHub()
+    status = StateFileStatus(Path(os.environ[STATE_FILE_ENV]), lambda: hub.stopping)
+    plan = ServePlan(settings, target, hub=hub, upstream=status)
+    tls = bool(settings.certfile)
+    serve = dataclasses.replace(
+        plan.serve,
+        binds=sockets.secure if tls else sockets.insecure,
+        hypercorn_options={**plan.serve.hypercorn_options, "insecure_bind": list(sockets.insecure) if tls else []},
+    )
+    get_logger("fluxlit").info("fluxlit.worker_starting", worker=sockets.index, pid=os.getpid())
+    return int(run(plan.gateway, serve, None, RestartPolicy(), hub, None, before_stop=plan.before_stop))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test test-fast test-slow coverage e2e lint audit upgrade-smoke bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick soak docs clean
+.PHONY: install run test test-fast test-slow coverage e2e lint audit upgrade-smoke bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick bench-workers soak docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -100,7 +100,11 @@ bench-fullstack: install
 bench-fullstack-quick: install
 	$(BIN)/python bench/fullstack.py --quick
 
-bench: bench-proxy bench-serve bench-fullstack
+## fluxlit serve --workers 1 vs 2 on the async API route, interleaved (needs wrk)
+bench-workers: install
+	$(BIN)/python bench/workers_scaling.py --server fluxlit
+
+bench: bench-proxy bench-serve bench-fullstack bench-workers
 
 clean:
 	rm -rf $(VENV) .venv-audit .venv-upgrade artifacts .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage .coverage.* coverage.xml site

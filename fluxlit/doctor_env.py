@@ -209,8 +209,9 @@ def check_state_file(ctx: DoctorContext) -> Check:
         directory = Path(settings.state_file).parent
         how = f"--state-file {settings.state_file}"
     else:
-        runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-        directory = Path(runtime) if runtime and os.path.isdir(runtime) else Path(tempfile.gettempdir())
+        from supervisor.state_file import state_file_base_dir
+
+        directory = state_file_base_dir()
         how = "the default location"
     try:
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".fluxlit-doctor-"):

@@ -97,10 +97,15 @@ def read_upstream(file_path: str | None, env_url: str | None) -> tuple[str | Non
     return None, "none"
 
 
-def default_state_file_path() -> Path:
-    """A per-run path `upstream-<pid>.json` in a private (0700) directory under the runtime or temp dir."""
+def state_file_base_dir() -> Path:
+    """Where default state files live: $XDG_RUNTIME_DIR when it is a directory, else the temp dir."""
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    base = Path(runtime) if runtime and os.path.isdir(runtime) else Path(tempfile.gettempdir())
+    return Path(runtime) if runtime and os.path.isdir(runtime) else Path(tempfile.gettempdir())
+
+
+def default_state_file_path() -> Path:
+    """A per-run path `upstream-<pid>.json` in a private (0700) directory under `state_file_base_dir()`."""
+    base = state_file_base_dir()
     directory = base / f"supervisor-{os.getuid()}" if hasattr(os, "getuid") else base / "supervisor"
     if not _ensure_private_dir(directory):
         # Someone else owns (or loosened, or symlinked) the shared name: use a fresh private one instead.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from tests._certs import self_signed_certificate
 from tests._live import free_port
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -87,11 +88,7 @@ class Nginx:
         self.base = f"{self.scheme}://127.0.0.1:{self.port}"
 
     def _make_cert(self) -> None:
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-             "-keyout", str(self.dir / "privkey.pem"), "-out", str(self.dir / "fullchain.pem")],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+        self_signed_certificate(self.dir, "fullchain.pem", "privkey.pem")
 
     def start(self) -> Nginx:
         with (self.dir / "stderr.log").open("ab") as err:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -9,6 +12,9 @@ import pytest
 
 from fluxlit.gateway import build_gateway
 from fluxlit.testing import TestClient
+
+# The external-tool marker, its skip reasons and the one-line skip summary (tests/_external.py).
+pytest_plugins = ["tests._external"]
 
 
 @pytest.fixture
@@ -30,3 +36,21 @@ def gateway_test_client_factory() -> Iterator[Callable[..., TestClient]]:
 def requires_streamlit_apptest() -> None:
     """Skip unless Streamlit's AppTest (Streamlit >= 1.30) can be imported."""
     pytest.importorskip("streamlit.testing.v1", reason="Streamlit AppTest needs streamlit>=1.30")
+
+
+@pytest.fixture
+def restored_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A run in this process installs signal handlers, logging and env vars: put them back afterwards."""
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    for name in ("FLUXLIT_TRUST_PROXY", "FLUXLIT_PUBLIC_BASE_URL"):  # serve sets them: monkeypatch restores them
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    yield
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,8 @@ from tests._live import LiveServer
 
 pytestmark = pytest.mark.slow
 SMOKE = DEPLOY / "proxy-smoke" / "smoke-test.sh"
-needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (CI installs it)")
-needs_caddy = pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed (CI installs it)")
+needs_nginx = pytest.mark.external("nginx")
+needs_caddy = pytest.mark.external("caddy")
 
 
 def smoke(base: str, prefix: str = "", **env: str) -> None:

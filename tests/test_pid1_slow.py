@@ -4,7 +4,6 @@ reaps orphans it adopts."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,9 +17,7 @@ from tests._live import free_port
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("unshare") is None or os.geteuid() != 0, reason="needs unshare and root (as CI runs)"
-    ),
+    pytest.mark.external("pid-namespace"),
 ]
 
 ORPHAN_APP = """

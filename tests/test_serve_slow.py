@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests._certs import self_signed_certificate
 from tests._live import LiveServer, pid_alive
 
 pytestmark = pytest.mark.slow
@@ -373,14 +374,7 @@ def test_watchdog_pings_stop_while_the_event_loop_is_blocked(tmp_path: Path) -> 
 
 
 def test_tls_serves_http2_and_pages_still_reach_the_api(tmp_path: Path) -> None:
-    import subprocess
-
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     live = LiveServer(tmp_path, "--certfile", str(cert), "--keyfile", str(key)).start()
     live.base = live.base.replace("http://", "https://")
     try:

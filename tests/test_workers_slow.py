@@ -13,6 +13,7 @@ import httpx
 import psutil
 import pytest
 
+from tests._certs import self_signed_certificate
 from tests._live import LiveServer, pid_alive
 from tests.test_serve_slow import wait_for
 
@@ -145,14 +146,7 @@ def replicas_seen(client: httpx.Client, url: str, within: float = 30.0) -> set[s
 
 
 def test_workers_serve_tls_binds(tmp_path: Path) -> None:
-    import subprocess
-
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     live = LiveServer(tmp_path, "--workers", "2", "--certfile", str(cert), "--keyfile", str(key)).start()
     try:
         deadline = time.monotonic() + 60

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -184,11 +183,8 @@ def test_second_sigterm_skips_the_drain(launch: Callable[..., Supervised]) -> No
     assert _wait_gone(child, 2)
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+@pytest.mark.external("pid-namespace")
 def test_as_pid_1_adopted_orphans_are_reaped(launch: Callable[..., Supervised]) -> None:
-    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot create a PID namespace here: {probe.stderr.decode().strip()}")
     run = launch("--orphan", prefix=("unshare", "--pid", "--fork", "--mount-proc"))
     run.ready_child_pid()
     supervisor = psutil.Process(run.proc.pid).children()[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import socket
 import time
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from supervisor import ChildSpec, ExitCode, RestartPolicy, ServeConfig, run_supervised
+from tests._certs import self_signed_certificate
 
 FAST_POLICY = RestartPolicy(backoff_initial=0.05, backoff_max=0.2, jitter=0.0, min_uptime=30.0)
 
@@ -504,12 +504,7 @@ async def test_missing_tls_certificate_exits_70_before_starting_the_child(
 
 @pytest.mark.anyio
 async def test_serves_https_with_a_certificate(hub: Any, free_port: Any, tmp_path: Path) -> None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
-    await anyio.run_process([*command, "-keyout", str(key), "-out", str(cert)])
+    cert, key = self_signed_certificate(tmp_path)
     port = free_port()
     serve = ServeConfig(binds=(f"127.0.0.1:{port}",), certfile=str(cert), keyfile=str(key))
     ready = anyio.Event()

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test test-fast test-slow coverage e2e lint audit upgrade-smoke bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick bench-workers soak docs clean
+.PHONY: install run test test-fast test-slow test-external coverage coverage-fast coverage-slow e2e lint audit upgrade-smoke bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick bench-workers soak docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,21 @@ install: $(STAMP)
 run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./scripts/run_smoke_app.sh
 
-## Fast suite in parallel, then the slow suite (real subprocesses and a real Streamlit child), both measured:
-## fails under 100 % line coverage of fluxlit/ or 95 % of supervisor/ or proxy/ (the `coverage` target below)
-test: coverage
+## The README's test command. Fast suite, slow suite and the tests that need programs from outside Python (nginx,
+## Caddy, ...: skipped without them), then one line that sums every skip reason. The coverage gates are measured on
+## tests that always run (`-m "not external"`), so they pass on a machine with Python and nothing else:
+##   fluxlit/ 100 % from the fast suite alone (the seed's gate); supervisor/ and proxy/ >= 95 % from fast + slow.
+SKIPS := .pytest-skips.jsonl
+export FLUXLIT_SKIP_LOG := $(CURDIR)/$(SKIPS)
+COV := --cov=fluxlit --cov=supervisor --cov=proxy --cov-report=
+test: install
+	@rm -f .coverage .coverage.* coverage.xml $(SKIPS)
+	@status=0; \
+	$(MAKE) --no-print-directory coverage-fast || status=1; \
+	$(MAKE) --no-print-directory coverage-slow || status=1; \
+	$(MAKE) --no-print-directory test-external || status=1; \
+	$(BIN)/python scripts/skip_summary.py $(SKIPS); \
+	exit $$status
 
 test-fast: install
 	$(PYTEST) -n auto -m "not slow"
@@ -29,27 +41,35 @@ test-fast: install
 test-slow: install
 	$(PYTEST) -n 2 -m slow
 
-## Coverage gate: fast + slow suites (subprocesses measured too, see [tool.coverage] in pyproject.toml);
-## 100 % of fluxlit/, at least 95 % of supervisor/ and of proxy/; writes coverage.xml and htmlcov/
-COV := --cov=fluxlit --cov=supervisor --cov=proxy --cov-report=
-coverage: install
-	rm -f .coverage .coverage.* coverage.xml
-	$(PYTEST) -n auto -m "not slow" $(COV)
-	$(PYTEST) -n 2 -m slow $(COV) --cov-append
-	@# data files of subprocesses that outlived the pytest run (none is the usual case)
-	if ls .coverage.* >/dev/null 2>&1; then $(BIN)/python -m coverage combine --append --quiet; fi
+## Fast suite under coverage; fails under 100 % of fluxlit/ (what the seed's --cov-fail-under=100 command checks)
+coverage-fast: install
+	rm -f .coverage.fast
+	COVERAGE_FILE=.coverage.fast $(PYTEST) -n auto -m "not slow and not external" $(COV)
+	COVERAGE_FILE=.coverage.fast $(BIN)/python -m coverage report --include='fluxlit/*' --fail-under=100 --show-missing --skip-covered
+
+## Slow suite under coverage (subprocesses measured too, see [tool.coverage] in pyproject.toml), added to the fast
+## suite's data; fails under 95 % of supervisor/ or of proxy/; writes coverage.xml and htmlcov/
+coverage-slow: install
+	rm -f .coverage.slow .coverage
+	COVERAGE_FILE=.coverage.slow $(PYTEST) -n 2 -m "slow and not external" $(COV)
+	$(BIN)/python -m coverage combine --keep --quiet --data-file=.coverage .coverage.fast .coverage.slow
 	$(BIN)/python -m coverage xml --quiet -o coverage.xml
 	$(BIN)/python -m coverage html --quiet -d htmlcov
-	@# all three gates report before the target fails
+	@# both gates report before the target fails
 	status=0; \
-	$(BIN)/python -m coverage report --include='fluxlit/*' --fail-under=100 --show-missing --skip-covered || status=1; \
 	$(BIN)/python -m coverage report --include='supervisor/*' --fail-under=95 --show-missing --skip-covered || status=1; \
 	$(BIN)/python -m coverage report --include='proxy/*' --fail-under=95 --show-missing --skip-covered || status=1; \
 	exit $$status
 
+coverage: coverage-fast coverage-slow
+
+## Tests that need nginx, Caddy, systemd-analyze or a PID namespace: skipped (with the package to install) without them
+test-external: install
+	$(PYTEST) -n 2 -m external
+
 ## Browser tests: headless Debian Chromium (/usr/bin/chromium) through Playwright
 e2e: install
-	$(PYTEST) e2e -m e2e
+	$(PYTEST) e2e -m e2e --tracing=retain-on-failure
 
 lint: install
 	$(BIN)/ruff check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/security_audit.py
@@ -107,4 +127,4 @@ bench-workers: install
 bench: bench-proxy bench-serve bench-fullstack bench-workers
 
 clean:
-	rm -rf $(VENV) .venv-audit .venv-upgrade artifacts .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage .coverage.* coverage.xml site
+	rm -rf $(VENV) .venv-audit .venv-upgrade artifacts .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage .coverage.* coverage.xml site test-results $(SKIPS)

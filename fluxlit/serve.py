@@ -88,7 +88,7 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: Early
     os.environ["FLUXLIT_PUBLIC_BASE_URL"] = settings.public_base_url
 
     bind_process_fields(replica=settings.replica_id)
-    plan = build_serve_plan(settings, target)
+    plan = ServePlan(settings, target)
     log.info(
         "fluxlit.starting",
         target=settings.target,
@@ -348,11 +348,3 @@ HYPERCORN_OPTIONS: dict[str, Any] = {
     # (bench/api_profile.py); a proxied response keeps no upstream `server` either (proxy/headers.py).
     "include_server_header": False,
 }
-
-
-def build_serve_plan(settings: Settings, target: LoadedTarget) -> ServePlan:
-    return ServePlan(settings, target)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use `fluxlit serve`")

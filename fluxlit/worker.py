@@ -133,5 +133,5 @@ def main() -> int:
     return int(run(plan.gateway, serve, None, RestartPolicy(), hub, None, before_stop=plan.before_stop))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover - the supervisor runs `python -m fluxlit.worker`; main() is tested here
     sys.exit(main())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import runpy
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -121,3 +124,11 @@ def test_workbench_help_reads_well(runner: CliRunner) -> None:
 def test_workbench_with_bad_target_exits_3(runner: CliRunner) -> None:
     result = runner.invoke(main, ["workbench", "nosuchmodule_wb:app"])
     assert result.exit_code == 3
+
+
+def test_python_dash_m_fluxlit_is_the_fluxlit_command(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setattr(sys, "argv", ["fluxlit", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("fluxlit", run_name="__main__")
+    assert exited.value.code == 0
+    assert "serve" in capsys.readouterr().out

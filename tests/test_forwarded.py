@@ -109,3 +109,19 @@ def test_trust_all_applies_forwarded_headers_for_a_peer_without_an_address() -> 
 
     asyncio.run(gateway(scope, receive, send))
     assert seen == {"scheme": "https", "client": ("9.9.9.9", 0)}
+
+
+@pytest.mark.parametrize(
+    ("proto", "websocket", "scheme"),
+    [
+        ("https", False, "https"),
+        ("http, HTTPS", True, "wss"),
+        ("http", False, "http"),
+        ("https, http", True, "ws"),
+        ("gopher", False, None),
+        ("", False, None),
+        ("https, ftp", False, None),
+    ],
+)
+def test_the_last_forwarded_proto_hop_names_the_scheme(proto: str, websocket: bool, scheme: str | None) -> None:
+    assert forwarded_scheme(proto, websocket=websocket) == scheme

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from fluxlit.serve import worker_spec
 from fluxlit.settings import Settings
 from fluxlit.settings_sources import load_settings
 from fluxlit.worker import SETTINGS_ENV, STATE_FILE_ENV, StateFileStatus, settings_from_json, settings_to_json
+from fluxlit.worker import main as worker_main
 from supervisor import UpstreamState, write_state_file
+from supervisor.workers import FDS_ENV, INDEX_ENV
+from tests._inprocess import SigtermOnceHealthy
 
 
 def test_workers_default_to_one(tmp_path: Path) -> None:
@@ -140,3 +144,22 @@ def test_a_stop_during_the_workers_imports_exits_cleanly() -> None:
     with pytest.raises(SystemExit) as exited:
         _exit_on_early_signal(15, None)
     assert exited.value.code == 0
+
+
+@pytest.mark.usefixtures("restored_process_state")
+def test_a_worker_serves_the_gateway_on_the_socket_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In this process, as `python -m fluxlit.worker` runs: the supervisor's socket, its settings, its state file."""
+    (tmp_path / "worker_api.py").write_text("from fastapi import FastAPI\n\napi = FastAPI()\n")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    fd = listener.detach()  # the worker's hypercorn owns and closes it, as with a passed fd
+    settings = Settings(target=f"{tmp_path / 'worker_api.py'}:api", port=port, log_format="json")
+    monkeypatch.setenv(SETTINGS_ENV, settings_to_json(settings))
+    monkeypatch.setenv(STATE_FILE_ENV, str(tmp_path / "state.json"))
+    monkeypatch.setenv(FDS_ENV, json.dumps({"secure": [], "insecure": [fd]}))
+    monkeypatch.setenv(INDEX_ENV, "1")
+    with SigtermOnceHealthy(f"http://127.0.0.1:{port}/api/healthz"):
+        code = worker_main()
+    assert code == 0

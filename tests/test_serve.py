@@ -1,0 +1,154 @@
+"""`fluxlit serve` composed and run in this process: the plan's parts, its routing by the child's state, a real run."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from fluxlit import FluxLit
+from fluxlit.cli import main
+from fluxlit.logs import configure_logging
+from fluxlit.serve import ServePlan, internal_api_base, worker_spec
+from fluxlit.settings import Settings
+from fluxlit.targets import LoadedTarget
+from fluxlit.testing import TestClient
+from supervisor import UpstreamState
+from tests._inprocess import SigtermOnceHealthy
+from tests._live import free_port
+
+
+def app_with_a_page() -> FluxLit:
+    app = FluxLit(title="Plan")
+
+    @app.page("/")
+    def home(st: Any) -> None:
+        st.write("home")
+
+    return app
+
+
+def plan_for(app: FluxLit, tmp_path: Path, **settings: Any) -> ServePlan:
+    return ServePlan(
+        Settings(port=8123, state_file=str(tmp_path / "state.json"), **settings),
+        LoadedTarget("app:app", app, app.api),
+    )
+
+
+def test_proxied_requests_get_503_with_retry_after_while_streamlit_starts(tmp_path: Path) -> None:
+    plan = plan_for(app_with_a_page(), tmp_path)
+    plan.hub.publish(UpstreamState("starting", generation=1))
+    with TestClient(plan.gateway) as client:
+        response = client.get("/")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "2"
+
+
+def test_proxied_requests_go_to_the_port_the_supervisor_published(tmp_path: Path) -> None:
+    plan = plan_for(app_with_a_page(), tmp_path)
+    port = free_port()  # nothing listens there: the proxy says it could not connect to that very port
+    plan.hub.publish(UpstreamState("ready", host="127.0.0.1", port=port, pid=1, generation=1))
+    with TestClient(plan.gateway) as client:
+        ready, page = client.get("/api/readyz"), client.get("/")
+    assert ready.status_code == 200
+    assert page.status_code == 502
+
+
+def test_the_child_is_started_with_the_api_address_and_the_mount(tmp_path: Path) -> None:
+    plan = plan_for(app_with_a_page(), tmp_path, root_path="/apps/demo")
+    assert plan.child is not None
+    argv = plan.child.argv(4321)
+    assert argv[argv.index("--server.port") + 1] == "4321"
+    assert plan.child.ready_path == "/apps/demo/_stcore/health"
+    assert plan.child.env["FLUXLIT_INTERNAL_API_BASE"] == "http://127.0.0.1:8123/apps/demo/api"
+
+
+def test_under_tls_pages_reach_the_api_on_a_private_plain_http_loopback_port() -> None:
+    assert internal_api_base(Settings(root_path="/apps/x"), loopback_port=9000) == "http://127.0.0.1:9000/apps/x/api"
+
+
+def test_child_output_becomes_log_lines_without_the_blank_padding(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    try:
+        plan = plan_for(app_with_a_page(), tmp_path)
+        plan.on_child_output("stdout", "  You can now view your Streamlit app", 42, 1)
+        plan.on_child_output("stdout", "   ", 42, 1)
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["event"], line["stream"], line["pid"]) for line in lines] == [
+        ("  You can now view your Streamlit app", "stdout", 42)
+    ]
+
+
+@pytest.mark.anyio
+async def test_before_stop_turns_readiness_503(tmp_path: Path) -> None:
+    plan = plan_for(app_with_a_page(), tmp_path)
+    plan.hub.publish(UpstreamState("ready", host="127.0.0.1", port=free_port(), pid=1, generation=1))
+    await plan.before_stop()
+    with TestClient(plan.gateway) as client:
+        assert client.get("/api/readyz").status_code == 503
+
+
+def test_workers_beyond_the_first_follow_the_state_file(tmp_path: Path) -> None:
+    settings = Settings(workers=3, graceful_timeout_s=7)
+    spec = worker_spec(settings, tmp_path / "state.json")
+    assert spec.count == 2
+    assert spec.argv == [sys.executable, "-m", "fluxlit.worker"]
+    assert spec.env["FLUXLIT_WORKER_STATE_FILE"] == str(tmp_path / "state.json")
+    assert spec.stop_grace > settings.graceful_timeout_s
+
+
+def write_module(tmp_path: Path, name: str, source: str) -> str:
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    return f"{tmp_path / name}.py"
+
+
+@pytest.mark.usefixtures("restored_process_state")
+def test_serve_runs_an_api_target_in_this_process_and_stops_on_sigterm(tmp_path: Path) -> None:
+    target = write_module(
+        tmp_path,
+        "plain_api",
+        """
+        from fastapi import FastAPI
+
+        api = FastAPI()
+
+        @api.get("/hello")
+        def hello():
+            return {"hi": "there"}
+        """,
+    )
+    port = free_port()
+    args = ["serve", f"{target}:api", "--port", str(port), "--state-file", str(tmp_path / "state.json")]
+    with SigtermOnceHealthy(f"http://127.0.0.1:{port}/api/hello"):
+        result = CliRunner().invoke(main, [*args, "--log-format", "json"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "state.json").exists()
+
+
+@pytest.mark.usefixtures("restored_process_state")
+def test_a_stop_while_the_target_imports_exits_cleanly(tmp_path: Path) -> None:
+    target = write_module(
+        tmp_path,
+        "stopped_during_import",
+        """
+        import os
+        import signal
+
+        from fastapi import FastAPI
+
+        os.kill(os.getpid(), signal.SIGTERM)  # the process manager gives up while the app imports
+        api = FastAPI()
+        """,
+    )
+    result = CliRunner().invoke(main, ["serve", f"{target}:api", "--port", str(free_port())])
+    assert result.exit_code == 0, result.output

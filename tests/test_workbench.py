@@ -1,0 +1,27 @@
+"""`fluxlit workbench` run in this process: `serve` with the IDE proxy trusted, and the URLs to open printed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fluxlit.cli import main
+from tests._inprocess import SigtermOnceHealthy
+from tests._live import free_port
+
+
+@pytest.mark.usefixtures("restored_process_state")
+def test_workbench_serves_and_prints_where_to_open_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ide_api.py").write_text("from fastapi import FastAPI\n\napi = FastAPI()\n")
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
+    port = free_port()
+    args = ["workbench", f"{tmp_path / 'ide_api.py'}:api", "--port", str(port), "--log-format", "json"]
+    with SigtermOnceHealthy(f"http://127.0.0.1:{port}/api/healthz"):
+        result = CliRunner().invoke(main, [*args, "--state-file", str(tmp_path / "state.json")])
+    assert result.exit_code == 0, result.output
+    assert f"Local:   http://127.0.0.1:{port}/" in result.output
+    assert f"Proxied: /user/ada/proxy/{port}/" in result.output
+    assert os.environ["FLUXLIT_TRUST_PROXY"] == "1"  # what pages are told: links follow the IDE proxy's headers

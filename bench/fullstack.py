@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,7 +237,7 @@ def measure_memory(running: dict[str, Any], samples: Samples, when: str) -> None
 
 
 @contextlib.contextmanager
-def running_targets(names: set[str], workdir: Path) -> Iterator[dict[str, Any]]:
+def running_targets(names: set[str], workdir: Path) -> Generator[dict[str, Any], None, None]:
     """Start what the chosen metrics need (Streamlit before the nginx in front of it); stop all by PID."""
     started: dict[str, Any] = {}
     makers = {
@@ -299,7 +299,7 @@ def wait_for_quiet(threshold: float, max_wait: float) -> str:
 
 def run(plan: Plan, metrics: set[str], workdir: Path, wait_note: str) -> dict[str, Any]:
     samples = Samples()
-    noise_rows: list[dict[str, float]] = []
+    noise_rows: list[dict[str, float | str]] = []
     meter = probes.NoiseMeter()
     started = time.monotonic()
     static_path = static_bundle() if "static" in metrics else None
@@ -307,7 +307,7 @@ def run(plan: Plan, metrics: set[str], workdir: Path, wait_note: str) -> dict[st
         print("cold starts", flush=True)
         meter.reset()
         measure_cold_starts(plan, workdir, samples)
-        noise_rows.append({"phase": "cold starts", **meter.read()})  # type: ignore[dict-item]
+        noise_rows.append({"phase": "cold starts", **meter.read()})
     needed = {name for metric in metrics for name in NEEDS.get(metric, ())}
     if needed:
         print("starting " + ", ".join(sorted(needed)), flush=True)
@@ -346,7 +346,7 @@ def run(plan: Plan, metrics: set[str], workdir: Path, wait_note: str) -> dict[st
                         measure_rerun(plan, running, samples, round_index)
                     if browser is not None:
                         measure_browser(plan, running, samples, round_index, browser)
-                    noise_rows.append({"phase": f"round {round_index + 1}", **meter.read()})  # type: ignore[dict-item]
+                    noise_rows.append({"phase": f"round {round_index + 1}", **meter.read()})
             finally:
                 if browser is not None:
                     browser.close()

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from websockets.typing import Subprotocol
+
+STREAMLIT = Subprotocol("streamlit")
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 CHROMIUM = "/usr/bin/chromium"
@@ -79,7 +82,7 @@ def ws_handshake_ms(base: str) -> float:
     from websockets.sync.client import connect
 
     started = time.perf_counter()
-    ws = connect(ws_url(base), subprotocols=["streamlit"], open_timeout=10, close_timeout=5)  # type: ignore[list-item]
+    ws = connect(ws_url(base), subprotocols=[STREAMLIT], open_timeout=10, close_timeout=5)
     elapsed = (time.perf_counter() - started) * 1000
     if ws.subprotocol != "streamlit":
         raise RuntimeError(f"{base}: WebSocket subprotocol {ws.subprotocol!r}, expected 'streamlit'")
@@ -98,7 +101,7 @@ class RerunSession:
         back.rerun_script.query_string = ""
         back.rerun_script.page_script_hash = ""
         self._rerun = back.SerializeToString()
-        self._ws = connect(ws_url(base), subprotocols=["streamlit"], open_timeout=10, close_timeout=5)  # type: ignore[list-item]
+        self._ws = connect(ws_url(base), subprotocols=[STREAMLIT], open_timeout=10, close_timeout=5)
         self.base = base
         self.rerun_ms(check=True)  # the first run creates the session: not a rerun
 

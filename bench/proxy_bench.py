@@ -26,9 +26,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -41,7 +42,7 @@ DEFAULT_LOOP = "uvloop" if importlib.util.find_spec("uvloop") is not None else "
 
 
 @contextmanager
-def server(role: str, loop: str, upstream_port: int | None = None) -> Iterator[tuple[int, psutil.Process]]:
+def server(role: str, loop: str, upstream_port: int | None = None) -> Generator[tuple[int, psutil.Process], None, None]:
     """Start one hypercorn process on an inherited, already-listening socket; stop it by PID."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -86,7 +87,9 @@ def run_wrk(url: str, connections: int, seconds: float) -> dict[str, float]:
         timeout=seconds + 30,
         check=True,
     ).stdout
-    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert rps is not None, out
+    result = {"rps": float(rps.group(1))}
     size = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
     assert size is not None
     result["mbps"] = float(size.group(1)) * _SIZE[size.group(2)]
@@ -172,7 +175,7 @@ def main() -> None:
         help="event loop of both the upstream and the proxy process (default: uvloop when installed, as in production)",
     )
     args = parser.parse_args()
-    rows: list[tuple[str, float, float, str, bool]] = []
+    rows: list[tuple[Any, ...]] = []  # (label, direct, proxied, unit, higher is better)
 
     upstream_server = server("upstream", args.loop)
     with (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -87,7 +87,7 @@ def main() -> None:
         from proxy import ReverseProxy, Upstream
 
         upstream = Upstream(port=args.upstream_port)
-        app = ReverseProxy(lambda: upstream)
+        app = cast(Any, ReverseProxy(lambda: upstream))  # our ASGI aliases are plain mappings, not hypercorn's
     if args.loop == "uvloop":
         import uvloop
 

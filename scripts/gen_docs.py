@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import click
 
@@ -133,7 +134,8 @@ def gen_metrics() -> str:
     metrics = GatewayMetrics()
     rows = []
     for collector in list(metrics.registry._collector_to_names):
-        families = list(collector.describe()) or list(collector.collect())
+        describe = getattr(collector, "describe", None)  # not on the Collector protocol, but on every metric
+        families = (list(describe()) if describe else []) or list(collector.collect())
         for family in families:
             labels = getattr(family, "_labelnames", None) or getattr(collector, "_labelnames", ())
             name = family.name + ("_total" if family.type == "counter" else "")
@@ -193,7 +195,7 @@ def _signature(obj: object) -> str:
     import re
 
     try:
-        text = str(inspect.signature(obj))  # type: ignore[arg-type]
+        text = str(inspect.signature(cast(Callable[..., Any], obj)))
     except (TypeError, ValueError):
         return "(...)"
     # Function defaults print with their address; keep the page stable across runs.

@@ -53,6 +53,7 @@ TOOLS = {
     for tool in (
         Tool("nginx", "Debian package nginx: apt-get install nginx", _on_path("nginx")),
         Tool("caddy", "Debian package caddy: apt-get install caddy", _on_path("caddy")),
+        Tool("curl", "Debian package curl: apt-get install curl", _on_path("curl")),
         Tool("chromium", f"Debian package chromium at {CHROMIUM}: apt-get install chromium", Path(CHROMIUM).exists),
         Tool("systemd-analyze", "Debian package systemd: apt-get install systemd", _on_path("systemd-analyze")),
         Tool(

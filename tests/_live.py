@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class LiveServer:
         return self
 
     @contextlib.contextmanager
-    def running(self) -> Iterator[LiveServer]:
+    def running(self) -> Generator[LiveServer, None, None]:
         """Start, wait until ready, and always stop: the usual shape of a fixture."""
         self.start()
         try:

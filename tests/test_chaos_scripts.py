@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.external("curl")]
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 

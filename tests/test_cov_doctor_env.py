@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,7 @@ def test_other_bind_errors_suggest_another_address(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def busy_port() -> int:
+def busy_port() -> Iterator[int]:
     listener = socket.create_server(("127.0.0.1", 0))
     yield listener.getsockname()[1]
     listener.close()

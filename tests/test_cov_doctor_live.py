@@ -27,7 +27,7 @@ class Scripted(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: Scripted
+    server: Scripted  # ty: ignore[incompatible-mutable-override] - the handler only ever serves a Scripted
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -8,7 +8,7 @@ import re
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 
 import pytest
@@ -19,7 +19,7 @@ Answer = Callable[[socket.socket, bytes], None]
 
 
 @contextmanager
-def one_shot_server(answer: Answer, *, read_head: bool = True) -> Iterator[int]:
+def one_shot_server(answer: Answer, *, read_head: bool = True) -> Generator[int, None, None]:
     """A TCP server on 127.0.0.1 that reads one request head (unless told not to), then does `answer`."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]

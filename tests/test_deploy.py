@@ -36,7 +36,9 @@ def test_systemd_unit_is_notify_with_watchdog_and_stops_after_our_graceful_timeo
     assert unit_value("Type") == "notify"
     assert unit_value("NotifyAccess") == "main"
     assert unit_value("KillMode") == "mixed"
-    graceful = float(re.search(r"--graceful-timeout (\d+)", unit_value("ExecStart")).group(1))  # type: ignore[union-attr]
+    graceful_flag = re.search(r"--graceful-timeout (\d+)", unit_value("ExecStart"))
+    assert graceful_flag is not None
+    graceful = float(graceful_flag.group(1))
     child_grace = 5
     assert float(unit_value("TimeoutStopSec")) > graceful + child_grace
     assert int(unit_value("WatchdogSec")) >= 10

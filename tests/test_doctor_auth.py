@@ -48,7 +48,7 @@ def check(tmp_path: Path, setup: str, name: str, env: dict[str, str] | None = No
     ctx = DoctorContext(target_arg=f"{module}.py:app", cwd=tmp_path, env={"FLUXLIT_GATEWAY_PORT": "0", **(env or {})})
     from fluxlit.doctor import OFFLINE_CHECKS
 
-    function = next(fn for fn in OFFLINE_CHECKS if fn.__name__ == f"check_{name}")
+    function = next(fn for fn in OFFLINE_CHECKS if getattr(fn, "__name__", "") == f"check_{name}")
     return function(ctx)
 
 

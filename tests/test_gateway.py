@@ -168,7 +168,7 @@ def test_trust_verdicts_are_remembered_per_peer_up_to_a_bound(monkeypatch: pytes
     monkeypatch.setattr(gateway, "MAX_REMEMBERED_PEERS", 2)
     remembered: dict[str | None, bool] = {}
     for peer in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.1"):
-        scope = {"type": "http", "headers": [(b"x-forwarded-for", b"1.2.3.4")], "client": (peer, 1)}
+        scope: dict[str, Any] = {"type": "http", "headers": [(b"x-forwarded-for", b"1.2.3.4")], "client": (peer, 1)}
         gateway._prepare_headers(scope, parse_trusted("10.0.0.1"), remembered)
         assert scope["state"].get("forwarded_client") == ("1.2.3.4" if peer == "10.0.0.1" else None)
     assert remembered == {"10.0.0.1": True, "10.0.0.2": False}

@@ -13,7 +13,7 @@ import pytest
 
 from tests._live import LiveServer, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.external("curl")]
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 SUMMARY_KEYS = {"script", "url", "count", "ok", "fail", "elapsed_s", "p50_ms", "p95_ms", "p99_ms", "codes"}
 
@@ -97,3 +97,16 @@ def test_bad_settings_exit_2_with_the_reason(name: str, value: str) -> None:
     result = soak("soak_http.sh", "http://127.0.0.1:9", **{name: value})
     assert result.returncode == 2
     assert f"{name}='{value}'" in result.stderr
+
+
+def test_soak_http_passes_against_python_http_server() -> None:
+    """What the scheduled soak workflow's first job runs: the script proven without FluxLit in the way."""
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / "soak_http_selftest.sh")],
+        env={**os.environ, "COUNT": "10"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok=10 fail=0" in result.stdout

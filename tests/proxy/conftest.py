@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -45,7 +45,9 @@ def anyio_backend() -> str:
 
 
 @asynccontextmanager
-async def serve_asgi(app: App | ReverseProxy, unix_path: str | None = None, **settings: Any) -> AsyncIterator[int]:
+async def serve_asgi(
+    app: App | ReverseProxy, unix_path: str | None = None, **settings: Any
+) -> AsyncGenerator[int, None]:
     """Serve `app` with hypercorn on 127.0.0.1:<ephemeral> (or a unix socket); yields the port (0 for unix)."""
     if unix_path is None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -78,7 +80,7 @@ Handler = Callable[[anyio.abc.SocketStream], Awaitable[None]]
 
 
 @asynccontextmanager
-async def serve_tcp(handler: Handler) -> AsyncIterator[int]:
+async def serve_tcp(handler: Handler) -> AsyncGenerator[int, None]:
     """A raw TCP upstream on 127.0.0.1:<ephemeral>, one `handler` task per connection."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
@@ -162,7 +164,7 @@ async def proxy_stack(
     resolve: Callable[[], Upstream | Unavailable] | None = None,
     path_prefix: str = "",
     proxy_settings: dict[str, Any] | None = None,
-) -> AsyncIterator[Stack]:
+) -> AsyncGenerator[Stack, None]:
     """Origin (unless a port or resolver is given) behind the proxy, both under hypercorn, plus a client."""
     origin = Origin()
     async with AsyncExitStack() as stack:
@@ -511,7 +513,7 @@ WsHandler = Callable[[RawWebSocket], Awaitable[None]]
 
 
 @asynccontextmanager
-async def serve_raw_websocket(handler: WsHandler, subprotocol: str | None = None) -> AsyncIterator[int]:
+async def serve_raw_websocket(handler: WsHandler, subprotocol: str | None = None) -> AsyncGenerator[int, None]:
     async def accept(stream: anyio.abc.SocketStream) -> None:
         ws = WSConnection(ConnectionType.SERVER)
         while True:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import anyio
 import pytest
 
@@ -39,7 +41,8 @@ async def test_first_of_propagates_errors() -> None:
 
     with pytest.raises(Exception) as caught:  # noqa: PT011 - an ExceptionGroup (builtin only from 3.11)
         await first_of(anyio.sleep_forever, broken)
-    assert [type(e) for e in caught.value.exceptions] == [LookupError]  # type: ignore[attr-defined]
+    group = cast(Any, caught.value)  # BaseExceptionGroup, which Python 3.10 lacks as a name
+    assert [type(e) for e in group.exceptions] == [LookupError]
 
 
 @pytest.mark.anyio

@@ -8,9 +8,9 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -37,7 +37,7 @@ async def answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @asynccontextmanager
-async def serving(keep_alive_timeout: float = KEEP_ALIVE) -> AsyncIterator[int]:
+async def serving(keep_alive_timeout: float = KEEP_ALIVE) -> AsyncGenerator[int, None]:
     """hypercorn on a free loopback port, configured by build_hypercorn_config (which applies the patch)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -82,7 +82,7 @@ def test_the_patch_is_applied_once_and_marks_hypercorn() -> None:
     patched = TCPServer._read_data
     assert release_closed_connections() is True
     assert TCPServer._read_data is patched
-    assert patched._supervisor_releases_closed_connections is True  # type: ignore[attr-defined]
+    assert cast(Any, patched)._supervisor_releases_closed_connections is True
 
 
 def test_the_installed_hypercorn_is_a_verified_version() -> None:
@@ -104,7 +104,7 @@ async def test_a_connection_the_client_closed_is_released_at_once() -> None:
 async def test_without_the_patch_hypercorn_holds_it_for_keep_alive_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bug the patch exists for; if this fails, hypercorn fixed it upstream and the patch can go."""
     release_closed_connections()
-    unpatched = TCPServer._read_data.__wrapped__  # type: ignore[attr-defined]
+    unpatched = cast(Any, TCPServer._read_data).__wrapped__
     async with serving(keep_alive_timeout=1.0) as port:
         monkeypatch.setattr(TCPServer, "_read_data", unpatched)
         _, closed_after = await request(port, "/fast")
@@ -160,7 +160,7 @@ def test_an_unverified_hypercorn_is_patched_and_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     release_closed_connections()
-    monkeypatch.setattr(TCPServer, "_read_data", TCPServer._read_data.__wrapped__)  # type: ignore[attr-defined]
+    monkeypatch.setattr(TCPServer, "_read_data", cast(Any, TCPServer._read_data).__wrapped__)
     monkeypatch.setattr(hypercorn_fixes, "_hypercorn_version", lambda: "99.0")
     with caplog.at_level(logging.DEBUG, logger="supervisor"):
         assert release_closed_connections() is True

@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,7 @@ async def running(
     app: Any = asgi_app,
     state_file: Path | None = None,
     **kwargs: Any,
-) -> AsyncIterator[Run]:
+) -> AsyncGenerator[Run, None]:
     """Run the supervisor in the background; stop it (bounded) when the block ends if it is still running."""
     result = Run(port=port)
 

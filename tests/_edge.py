@@ -14,6 +14,15 @@ from tests._live import free_port
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
+# The nginx recipes run for real in front of `fluxlit serve`: (site file, serve flags, public prefix). The Docker
+# smoke kit (deploy/proxy-smoke) mounts exactly these files, with the same flags (tests/test_deploy.py checks it).
+NGINX_SITES: list[tuple[str, tuple[str, ...], str]] = [
+    ("fluxlit-root.conf", (), ""),
+    ("fluxlit-strip-prefix.conf", ("--root-path", "/apps/my-app"), "/apps/my-app"),
+    ("fluxlit-full-path.conf", ("--root-path", "/apps/my-app"), "/apps/my-app"),
+    ("fluxlit-tls.conf", (), ""),
+]
+
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, scheme: str = "http") -> None:
     deadline = time.monotonic() + 20

@@ -6,11 +6,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+from tests._edge import DEPLOY, NGINX_SITES
+
 BIN = Path(sys.executable).parent
 UNIT = DEPLOY / "systemd" / "fluxlit@.service"
 
@@ -81,3 +83,67 @@ def test_kubernetes_probes_and_grace_period_fit_the_runtime() -> None:
     assert pod["terminationGracePeriodSeconds"] > pre_stop + graceful + 5
     service = yaml.safe_load((DEPLOY / "kubernetes" / "service.yaml").read_text())
     assert service["spec"]["sessionAffinity"] == "ClientIP"
+
+
+# --- the Docker proxy smoke kit (deploy/proxy-smoke): no Docker here, so its structure is checked ----------------
+
+SMOKE_KIT = DEPLOY / "proxy-smoke"
+
+
+def compose_services() -> dict[str, Any]:
+    services: dict[str, Any] = yaml.safe_load((SMOKE_KIT / "docker-compose.yml").read_text())["services"]
+    return services
+
+
+def nginx_services() -> dict[str, Any]:
+    return {name: svc for name, svc in compose_services().items() if svc.get("image", "").startswith("nginx:")}
+
+
+def mounted(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path (relative to the kit) of every bind mount."""
+    return {volume.split(":")[1]: volume.split(":")[0] for volume in service["volumes"]}
+
+
+def test_the_kit_serves_the_root_full_path_strip_prefix_and_tls_sites_on_loopback_ports() -> None:
+    published = {port for svc in compose_services().values() for port in svc.get("ports", [])}
+    assert published == {"127.0.0.1:8080:80", "127.0.0.1:8081:80", "127.0.0.1:8083:80", "127.0.0.1:8444:443"}
+
+
+def test_every_nginx_site_is_a_recipe_the_slow_suite_runs_with_the_same_serve_flags() -> None:
+    suite = {site: flags for site, flags, _prefix in NGINX_SITES}
+    services = compose_services()
+    kit: dict[str, tuple[str, ...]] = {}
+    for svc in nginx_services().values():
+        files = mounted(svc)
+        site = files["/etc/nginx/conf.d/default.conf"]  # replaces the image's own site, which also listens on 80
+        assert files["/etc/nginx/conf.d/00-fluxlit-http.conf"] == "../nginx/fluxlit-http.conf"
+        assert files["/etc/nginx/fluxlit-proxy-params.conf"] == "../nginx/fluxlit-proxy-params.conf"
+        assert all((SMOKE_KIT / path).is_file() for path in files.values() if path.startswith(".."))
+        app = services[svc["network_mode"].removeprefix("service:")]  # 127.0.0.1:8000 in the recipes is this app
+        kit[site.removeprefix("../nginx/")] = tuple(app["command"][1:])
+    assert kit == suite
+
+
+def test_the_tls_site_reads_certificates_the_kit_generates_itself() -> None:
+    services = compose_services()
+    sites = nginx_services().values()
+    tls = next(svc for svc in sites if mounted(svc)["/etc/nginx/conf.d/default.conf"] == "../nginx/fluxlit-tls.conf")
+    assert "certs:/etc/ssl/fluxlit:ro" in tls["volumes"]
+    assert tls["depends_on"]["certs"] == {"condition": "service_completed_successfully"}
+    command = services["certs"]["command"]
+    assert "-keyout /certs/privkey.pem" in command
+    assert "-out /certs/fullchain.pem" in command
+    recipe = (DEPLOY / "nginx" / "fluxlit-tls.conf").read_text()
+    assert "/etc/ssl/fluxlit/fullchain.pem" in recipe
+    assert "/etc/ssl/fluxlit/privkey.pem" in recipe
+
+
+def test_smoke_test_sh_with_no_arguments_checks_the_default_site() -> None:
+    text = (SMOKE_KIT / "smoke-test.sh").read_text()
+    assert 'BASE_URL="${1:-${BASE_URL:-http://127.0.0.1:8080}}"' in text
+
+
+def test_run_all_proxy_smokes_checks_every_published_site() -> None:
+    text = (SMOKE_KIT / "run-all-proxy-smokes.sh").read_text()
+    for url in ("http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8083", "https://127.0.0.1:8444"):
+        assert url in text

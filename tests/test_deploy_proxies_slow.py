@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._edge import DEPLOY, Caddy, Nginx
+from tests._edge import DEPLOY, NGINX_SITES, Caddy, Nginx
 from tests._live import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -39,12 +39,7 @@ def fluxlit(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServ
 @needs_nginx
 @pytest.mark.parametrize(
     ("site", "fluxlit", "prefix"),
-    [
-        ("fluxlit-root.conf", (), ""),
-        ("fluxlit-strip-prefix.conf", ("--root-path", "/apps/my-app"), "/apps/my-app"),
-        ("fluxlit-full-path.conf", ("--root-path", "/apps/my-app"), "/apps/my-app"),
-        ("fluxlit-tls.conf", (), ""),
-    ],
+    NGINX_SITES,
     indirect=["fluxlit"],
 )
 def test_nginx_recipe_passes_the_smoke_kit(tmp_path: Path, fluxlit: LiveServer, site: str, prefix: str) -> None:

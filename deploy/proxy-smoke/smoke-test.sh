@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Smoke-check a FluxLit deployment (any URL: direct, behind nginx/Caddy/Traefik, with or without a sub-path).
-#   ./smoke-test.sh BASE_URL [PUBLIC_PREFIX]      e.g. ./smoke-test.sh http://127.0.0.1:8080 /apps/my-app
+#   ./smoke-test.sh [BASE_URL [PUBLIC_PREFIX]]    e.g. ./smoke-test.sh http://127.0.0.1:8083 /apps/my-app
+# With no arguments it checks the kit's default site, the root one on http://127.0.0.1:8080 (docker-compose.yml).
 # Checks healthz, readyz, the smoke app's marker, the HTML shell and its asset prefix, the request id round
 # trip and the Streamlit WebSocket handshake. Exits non-zero on the first failed check.
 set -euo pipefail
-BASE_URL="${1:?usage: smoke-test.sh BASE_URL [PUBLIC_PREFIX]}"
+BASE_URL="${1:-${BASE_URL:-http://127.0.0.1:8080}}"
 PREFIX="${2:-${PUBLIC_PREFIX:-}}"
 CURL=(curl -sS --max-time "${TIMEOUT_S:-10}")
 [ "${CURL_INSECURE:-0}" = 1 ] && CURL+=(-k)

@@ -15,17 +15,26 @@ from .pool import ConnectionPool
 from .replies import send_plain_response
 from .spare import SpareConnection
 from .websocket import CLOSE_GRACE, WebSocketSession, bridge_websocket
+from .ws_limits import ReassemblyBudget
 
 log = logging.getLogger("proxy")
 
 
 class ReverseProxy:
-    """An ASGI app forwarding every HTTP request and WebSocket to the one upstream `resolve()` names."""
+    """An ASGI app forwarding every HTTP request and WebSocket to the one upstream `resolve()` names.
+
+    `reassembly_budget` bounds the bytes of upstream messages held until whole, across every session.
+    """
 
     def __init__(
-        self, resolve: UpstreamResolver, config: ProxyConfig | None = None, hooks: ProxyHooks | None = None
+        self,
+        resolve: UpstreamResolver,
+        config: ProxyConfig | None = None,
+        hooks: ProxyHooks | None = None,
+        reassembly_budget: ReassemblyBudget | None = None,
     ) -> None:
         self._resolve = resolve
+        self._budget = reassembly_budget
         self._config = config or ProxyConfig()
         self._hooks = hooks or ProxyHooks()
         self._pool = ConnectionPool(self._config, self._hooks)
@@ -47,6 +56,7 @@ class ReverseProxy:
                 hooks=self._hooks,
                 sessions=self._sessions,
                 spare=self._spare,
+                budget=self._budget,
             )
         elif kind == "lifespan":
             await self._lifespan(receive, send)

@@ -41,6 +41,14 @@ class ReverseProxy:
         self._spare = SpareConnection(self._config) if self._config.ws_spare_connection else None
         self._sessions: set[WebSocketSession] = set()
 
+    @property
+    def config(self) -> ProxyConfig:
+        return self._config
+
+    @property
+    def reassembly_budget(self) -> ReassemblyBudget | None:
+        return self._budget
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":

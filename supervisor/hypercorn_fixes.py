@@ -26,8 +26,6 @@ from typing import Any
 
 import anyio
 from hypercorn.config import Config
-from hypercorn.protocol.events import Body, Data, Request, StreamClosed
-from hypercorn.protocol.ws_stream import FrameTooLargeError, WebsocketBuffer
 from wsproto.events import CloseConnection, Message, Ping
 
 from supervisor.memory_budget import MemoryBudget
@@ -143,10 +141,6 @@ class SupervisedConfig(Config):
 def guard_websockets() -> bool:
     """Patch hypercorn's WSStream once (idempotent); False, with a WARNING naming the upstream code, when the
     installed hypercorn is not a version the patch was checked against (then nothing is patched)."""
-    from hypercorn.protocol.ws_stream import WSStream
-
-    if getattr(WSStream.handle, _WS_MARK, False):
-        return True
     version = _hypercorn_version()
     if version not in WEBSOCKET_VERIFIED_VERSIONS:
         if version not in _warned:
@@ -160,38 +154,51 @@ def guard_websockets() -> bool:
                 WEBSOCKET_UPSTREAM_CODE,
             )
         return False
-    setattr(WSStream, "handle", _guarded_handle(WSStream.handle))  # noqa: B010 - typed assignment is refused
-    setattr(WSStream, "_accept", _watched_accept(WSStream._accept))  # noqa: B010
+    # Imported only once the version is known: another release may have moved or renamed them.
+    from hypercorn.protocol import events, ws_stream
+
+    stream_class = ws_stream.WSStream
+    if getattr(stream_class.handle, _WS_MARK, False):
+        return True
+    buffer_class = budgeted_buffer_class(ws_stream.WebsocketBuffer, ws_stream.FrameTooLargeError)
+    handle = _guarded_handle(stream_class.handle, buffer_class, events)
+    setattr(stream_class, "handle", handle)  # noqa: B010 - typed assignment is refused
+    setattr(stream_class, "_accept", _watched_accept(stream_class._accept))  # noqa: B010
     return True
 
 
-class _BudgetedBuffer(WebsocketBuffer):
-    """hypercorn's per-message buffer that charges the shared budget, and frees what it held when it refuses."""
+@functools.cache
+def budgeted_buffer_class(base: type[Any], too_large: type[Exception]) -> type[Any]:
+    """hypercorn's per-message buffer that charges the shared budget and frees what it held when it refuses."""
 
-    def __init__(self, max_length: int, budget: MemoryBudget | None) -> None:
-        super().__init__(max_length)
-        self._budget = budget
-        self._charged = 0
-        self.refused = False
+    class BudgetedBuffer(base):  # type: ignore[misc]
+        def __init__(self, max_length: int, budget: MemoryBudget | None) -> None:
+            super().__init__(max_length)
+            self._budget = budget
+            self._charged = 0
+            self.refused = False
 
-    def extend(self, event: Message[Any]) -> None:
-        size = len(event.data)
-        if self.refused:
-            raise FrameTooLargeError()
-        if self.length + size > self.max_length or (self._budget is not None and not self._budget.reserve(size)):
-            if self.length + size <= self.max_length:
-                logger.warning("client WebSocket closed with 1009: the reassembly budget is spent")
-            self.refused = True
-            self.clear()
-            raise FrameTooLargeError()  # hypercorn answers it with a 1009 close
-        self._charged += size
-        super().extend(event)
+        def extend(self, event: Message[Any]) -> None:
+            size = len(event.data)
+            if self.refused:
+                raise too_large()
+            over = self.length + size > self.max_length
+            if over or (self._budget is not None and not self._budget.reserve(size)):
+                if not over:
+                    logger.warning("client WebSocket closed with 1009: the reassembly budget is spent")
+                self.refused = True
+                self.clear()
+                raise too_large()  # hypercorn answers it with a 1009 close
+            self._charged += size
+            super().extend(event)
 
-    def clear(self) -> None:
-        if self._budget is not None and self._charged:
-            self._budget.release(self._charged)
-        self._charged = 0
-        super().clear()
+        def clear(self) -> None:
+            if self._budget is not None and self._charged:
+                self._budget.release(self._charged)
+            self._charged = 0
+            super().clear()
+
+    return BudgetedBuffer
 
 
 class _StreamGuard:
@@ -233,9 +240,9 @@ class _StreamGuard:
         self.ended = True
         self._wake.set()
 
-    def saw(self, buffer: WebsocketBuffer) -> None:
+    def saw(self, buffer: Any) -> None:
         """After hypercorn handled client bytes: did it refuse a message, and is a partial one still growing?"""
-        if isinstance(buffer, _BudgetedBuffer) and buffer.refused:
+        if buffer.refused:
             self.begin_close()
             return
         if not buffer.length:
@@ -260,23 +267,25 @@ class _StreamGuard:
 Handle = Callable[[Any, Any], Coroutine[Any, Any, None]]
 
 
-def _guarded_handle(handle: Handle) -> Handle:
+def _guarded_handle(handle: Handle, buffer_class: type[Any], events: Any) -> Handle:
+    request, stream_closed, data = events.Request, events.StreamClosed, (events.Data, events.Body)
+
     @functools.wraps(handle)
     async def handle_guarded(self: Any, event: Any) -> None:
         guard: _StreamGuard | None = self.__dict__.get(_GUARD)
         if guard is None:
             limits = getattr(self.config, "websocket_limits", None)
-            if limits is not None and isinstance(event, Request):
-                self.buffer = _BudgetedBuffer(self.config.websocket_max_message_size, limits.budget)
+            if limits is not None and isinstance(event, request):
+                self.buffer = buffer_class(self.config.websocket_max_message_size, limits.budget)
                 self.__dict__[_GUARD] = _StreamGuard(limits, self.config.websocket_max_message_size)
             await handle(self, event)
-        elif isinstance(event, StreamClosed):
+        elif isinstance(event, stream_closed):
             try:
                 await handle(self, event)
             finally:
                 self.buffer.clear()  # freed now, not when a gc pass collects the closed stream
                 guard.end()
-        elif isinstance(event, Data | Body) and guard.accepted and not self.closed:
+        elif isinstance(event, data) and guard.accepted and not self.closed:
             guard.heard()
             if guard.refusing:
                 return
@@ -337,6 +346,8 @@ async def _send_within(stream: Any, event: Any, within: float = CLOSE_SEND_TIMEO
 
 
 async def _end_stream(stream: Any, guard: _StreamGuard) -> None:
+    from hypercorn.protocol.events import StreamClosed
+
     # hypercorn's own way to end a stream: the app gets websocket.disconnect, then the connection closes.
     if not guard.ended:
         await stream.send(StreamClosed(stream_id=stream.stream_id))

@@ -317,7 +317,7 @@ def test_the_budgeted_buffer_refuses_everything_after_its_first_refusal() -> Non
     from hypercorn.protocol.ws_stream import FrameTooLargeError
 
     budget = MemoryBudget(10)
-    buffer = hypercorn_fixes._BudgetedBuffer(100, budget)
+    buffer = hypercorn_fixes.budgeted_buffer_class(WebsocketBuffer, FrameTooLargeError)(100, budget)
     buffer.extend(BytesMessage(data=b"x" * 8, message_finished=False))
     with pytest.raises(FrameTooLargeError):
         buffer.extend(BytesMessage(data=b"x" * 8, message_finished=False))

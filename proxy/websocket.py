@@ -81,7 +81,7 @@ class WebSocketSession:
         self._remote_close: CloseConnection | None = None
         # Set when the upstream's frames can no longer be parsed: its close answer would never be seen.
         self._upstream_unreadable = False
-        self._pending = Reassembly(config.ws_max_message_bytes, budget)
+        self._pending = Reassembly(budget)
         self.done = anyio.Event()
 
     def close(self, code: int, reason: str = "") -> None:
@@ -234,9 +234,9 @@ class WebSocketSession:
             # Events first: the handshake may have left frames buffered that arrived with the 101.
             for event in self._ws.events():
                 if isinstance(event, (TextMessage, BytesMessage)):
-                    refused = pending.add(event)
-                    if refused is not None:
-                        self._refuse(refused)
+                    if not pending.add(event):
+                        log.warning("WebSocket closed with 1009: %s (raise the budget if expected)", OVER_BUDGET)
+                        self._end(_Ending(MESSAGE_TOO_BIG, MESSAGE_TOO_BIG, OVER_BUDGET))
                         return
                     progressed = anyio.current_time()
                     if event.message_finished:
@@ -258,11 +258,6 @@ class WebSocketSession:
                 return
             self._ws.receive_data(await self._receive_upstream())
 
-    def _refuse(self, why: str) -> None:
-        if why == OVER_BUDGET:
-            log.warning("WebSocket closed with 1009: %s (raise the reassembly budget if this is expected)", why)
-        self._end(_Ending(MESSAGE_TOO_BIG, MESSAGE_TOO_BIG, why))
-
     def _upstream_closed(self, event: CloseConnection) -> None:
         state = self._ws.state
         if state is ConnectionState.REMOTE_CLOSING:
@@ -275,7 +270,7 @@ class WebSocketSession:
         elif event.code == MESSAGE_TOO_BIG:
             # A frame announced more than the message limit (MessageSizeGuard): refused before it arrived.
             self._upstream_unreadable = True
-            self._refuse(TOO_BIG)
+            self._end(_Ending(MESSAGE_TOO_BIG, MESSAGE_TOO_BIG, TOO_BIG))
         else:
             # A frame wsproto could not parse: tell the upstream why, the client only that it broke.
             self._upstream_unreadable = True

@@ -1,9 +1,9 @@
 """What one upstream WebSocket message may cost: refused by its announced length, reassembled against a budget.
 
 ASGI has no fragments, so every message the upstream sends is held here until it is whole. Two bounds apply:
-a per-message limit (checked on each frame's announced length, before its payload arrives) and a budget of
-bytes held in reassembly shared with every other session (and, through the owner, with the ASGI server's own
-reassembly of client messages). Text is counted in characters, as the ASGI server counts it.
+a per-message limit, checked on each frame's announced length before its payload arrives (MessageSizeGuard),
+and a budget of bytes held in reassembly shared with every other session (and, through the owner, with the ASGI
+server's own reassembly of client messages). Text is charged in characters, as the ASGI server counts it.
 """
 
 from __future__ import annotations
@@ -64,30 +64,29 @@ class MessageSizeGuard(Extension):
 
 
 class Reassembly:
-    """Frames of one message collected until it is whole; each frame is charged to the budget as it comes."""
+    """Frames of one message collected until it is whole; each frame is charged to the budget as it comes.
 
-    def __init__(self, limit: int, budget: ReassemblyBudget | None = None) -> None:
-        self._limit = limit
+    The per-message limit is not checked here: MessageSizeGuard refused any frame that would pass it.
+    """
+
+    def __init__(self, budget: ReassemblyBudget | None = None) -> None:
         self._budget = budget
         self._text: list[str] = []
         self._data = bytearray()
         self.size = 0
 
-    def add(self, event: TextMessage | BytesMessage) -> str | None:
-        """None when added; else why not (TOO_BIG or OVER_BUDGET), with what was held already freed."""
+    def add(self, event: TextMessage | BytesMessage) -> bool:
+        """False when the budget is spent (OVER_BUDGET), with what was held already freed."""
         size = len(event.data)
-        if self.size + size > self._limit:
-            self.discard()
-            return TOO_BIG
         if self._budget is not None and not self._budget.reserve(size):
             self.discard()
-            return OVER_BUDGET
+            return False
         self.size += size
         if isinstance(event.data, str):
             self._text.append(event.data)
         else:
             self._data += event.data
-        return None
+        return True
 
     def take(self) -> tuple[int, AsgiMessage]:
         size = self.size

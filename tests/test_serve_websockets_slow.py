@@ -171,8 +171,8 @@ def test_four_browsers_holding_unfinished_200_mib_messages_give_the_memory_back(
     before = rss_mib(live.proc.pid)
     browsers = [Browser(live.port) for _ in range(4)]
     chunk = BytesMessage(data=bytes(MIB), message_finished=False)
-    for browser in browsers:
-        for _ in range(200):
+    for _ in range(200):  # all four grow together: none sits idle long enough to be pinged out or stalled
+        for browser in browsers:
             browser.sock.sendall(browser.ws.send(chunk))
     time.sleep(1.0)
     holding = rss_mib(live.proc.pid)

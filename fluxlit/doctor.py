@@ -27,7 +27,14 @@ from fluxlit.doctor_env import (
     check_python,
     check_state_file,
 )
-from fluxlit.doctor_live import check_healthz, check_html_shell, check_readyz, check_static_asset, check_websocket
+from fluxlit.doctor_live import (
+    check_healthz,
+    check_html_shell,
+    check_readyz,
+    check_static_asset,
+    check_websocket,
+    check_websocket_keepalive,
+)
 from fluxlit.doctor_model import Check, CheckFunction, DoctorContext, Status, check_name, failed
 
 # Order matters only for reading: environment first, then the app and its auth, then the running instance.
@@ -54,6 +61,7 @@ LIVE_CHECKS: tuple[CheckFunction, ...] = (
     check_html_shell,
     check_static_asset,
     check_websocket,
+    check_websocket_keepalive,
 )
 
 
@@ -118,9 +126,17 @@ def render_json(results: Sequence[Check]) -> str:
     default=None,
     metavar="URL",
     help="Also check a running instance as browsers reach it, e.g. https://example.com/apps/demo "
-    "(health, readiness, the page, one asset, the WebSocket handshake).",
+    "(health, readiness, the page, one asset, the WebSocket handshake and its keepalive pings).",
 )
-def doctor(target: str | None, as_json: bool, strict: bool, url: str | None) -> None:
+@click.option(
+    "--lb-idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="With --url: the idle timeout of the load balancer in front (ALB: 60); warn unless the ping interval "
+    "is below it, and wait (up to the interval) for a ping through it.",
+)
+def doctor(target: str | None, as_json: bool, strict: bool, url: str | None, lb_idle_timeout: float | None) -> None:
     """Check the environment, the configuration and the app TARGET, and say how to fix what is wrong.
 
     TARGET is the app as for 'fluxlit serve' (default: FLUXLIT_APP, then the project file, then app:app).
@@ -130,7 +146,9 @@ def doctor(target: str | None, as_json: bool, strict: bool, url: str | None) -> 
     """
     if url is not None and not url.startswith(("http://", "https://")):
         raise click.BadParameter(f"{url!r} must start with http:// or https://", param_hint="--url")
-    ctx = DoctorContext(target_arg=target, url=url, cwd=Path.cwd())
+    if lb_idle_timeout is not None and url is None:
+        raise click.BadParameter("checks a running instance: give its --url too", param_hint="--lb-idle-timeout")
+    ctx = DoctorContext(target_arg=target, url=url, cwd=Path.cwd(), lb_idle_timeout=lb_idle_timeout)
     results = run_checks(ctx, OFFLINE_CHECKS + (LIVE_CHECKS if url else ()))
     click.echo(render_json(results) if as_json else render_text(results))
     sys.exit(exit_code(results, strict=strict))

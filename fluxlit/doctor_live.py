@@ -8,8 +8,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from fluxlit.doctor_model import Check, CheckFunction, DoctorContext, failed, not_checked, passed, warned
-from fluxlit.doctor_ws import websocket_handshake
+from fluxlit.doctor_ws import first_ping, websocket_handshake
 from fluxlit.request_id import REQUEST_ID_HEADER
+from fluxlit.settings import DEFAULTS
 
 TIMEOUT_S = 5.0
 NGINX_WEBSOCKET_FIX = (
@@ -237,4 +238,55 @@ def check_websocket(ctx: DoctorContext) -> Check:
         "websocket",
         f"{url}: {status} instead of 101; {hop}, so the proxy in front drops the Upgrade/Connection headers",
         NGINX_WEBSOCKET_FIX,
+    )
+
+
+# How much longer than the configured interval the keepalive check waits for the first ping.
+PING_SLACK_S = 2.0
+
+
+def check_websocket_keepalive(ctx: DoctorContext) -> Check:
+    """Idle browser WebSockets get pings more often than --lb-idle-timeout, so a load balancer keeps them."""
+    skipped = _require_fluxlit(ctx, check_websocket_keepalive)
+    if skipped:
+        return skipped
+    name = "websocket_keepalive"
+    interval = (ctx.settings or DEFAULTS).ws_ping_interval_s
+    idle = ctx.lb_idle_timeout
+    suggestion = f"{max(1.0, (idle or 60.0) // 3):g}"
+    if not interval:
+        return warned(
+            name,
+            "pings are off here (FLUXLIT_WS_PING_INTERVAL_S=0): a load balancer or proxy that cuts idle "
+            "connections (ALB, GKE, Cloud Run, nginx: 60 s) closes idle tabs",
+            f"serve with --ws-ping-interval {suggestion}; see the Deployment page for the load balancer settings",
+        )
+    if idle is None:
+        return passed(
+            name,
+            f"the gateway pings idle browser WebSockets every {interval:g} s (as configured here); "
+            "pass --lb-idle-timeout SECONDS to check that against the load balancer in front",
+        )
+    if interval >= idle:
+        return warned(
+            name,
+            f"the ping interval {interval:g} s is not below the load balancer's idle timeout {idle:g} s: "
+            "it will cut idle tabs",
+            f"serve with --ws-ping-interval {suggestion} (FLUXLIT_WS_PING_INTERVAL_S), or raise the idle timeout",
+        )
+    url = websocket_url(ctx)
+    wait = min(idle, interval + PING_SLACK_S)
+    result = first_ping(url, within=wait, timeout=TIMEOUT_S)
+    if result.error:
+        return failed(name, f"{url}: {result.error}", "see the websocket check above")
+    if result.seconds is None:
+        return warned(
+            name,
+            f"{url} sent no ping within {wait:g} s, though {interval:g} s is configured here: the server runs "
+            "with another --ws-ping-interval, or something between here and it answers pings itself",
+            "compare 'fluxlit config' on the server; proxies should pass WebSocket frames through untouched",
+        )
+    return passed(
+        name,
+        f"{url} pinged after {result.seconds:.1f} s, below the load balancer's idle timeout {idle:g} s",
     )

@@ -53,6 +53,7 @@ class DoctorContext:
 
     target_arg: str | None = None
     url: str | None = None
+    lb_idle_timeout: float | None = None  # seconds a load balancer in front lets a connection idle
     cwd: Path = field(default_factory=Path.cwd)
     env: Mapping[str, str] | None = None
     _resolved: ResolvedSettings | ConfigError | None = None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fluxlit.errors import ConfigError
 from fluxlit.settings import Settings
 from fluxlit.settings_sources import ResolvedSettings
-from fluxlit.streamlit_entry import streamlit_argv
+from fluxlit.streamlit_entry import streamlit_argv, streamlit_max_message_bytes
 from fluxlit.upstream_status import UpstreamStatus
 
 if TYPE_CHECKING:  # this module is imported before the target, so it imports nothing heavy itself
@@ -97,6 +97,8 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: Early
         root_path=settings.root_path,
         streamlit=plan.child is not None,
         streamlit_prestarted=early is not None and plan.child is not None and plan.child.started(early.child),
+        ws_ping_interval_s=settings.ws_ping_interval_s,
+        ws_reassembly_budget_bytes=plan.reassembly_budget.limit,
     )
     from supervisor import run
 
@@ -225,7 +227,15 @@ class ServePlan:
         from fluxlit.gateway import build_gateway
         from fluxlit.logs import get_logger
         from proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
-        from supervisor import ChildSpec, RestartPolicy, ServeConfig, StateHub, default_state_file_path
+        from supervisor import (
+            ChildSpec,
+            MemoryBudget,
+            RestartPolicy,
+            ServeConfig,
+            StateHub,
+            WebSocketLimits,
+            default_state_file_path,
+        )
 
         self.settings = settings
         self.hub = hub if hub is not None else StateHub()
@@ -250,6 +260,10 @@ class ServePlan:
             )
 
         has_ui = target.app is not None
+        extra_args = target.app.streamlit_run_args if target.app else ()
+        # One budget for every unfinished WebSocket message in this process: hypercorn's reassembly of what
+        # browsers send and the proxy's of what Streamlit sends.
+        self.reassembly_budget = MemoryBudget(reassembly_budget_bytes(settings))
         from fluxlit.access import AccessObserver
         from fluxlit.metrics import GatewayMetrics
         from fluxlit.observe import ChildStateMetrics, MetricsProxyHooks
@@ -264,8 +278,12 @@ class ServePlan:
                     connect_timeout=settings.upstream_connect_timeout_s,
                     read_timeout=settings.upstream_read_timeout_s,
                     max_request_body_bytes=settings.max_proxy_request_body_bytes or None,
+                    # Streamlit never sends more (it replaces a larger message by an error), so this cap only
+                    # bounds a broken or hostile child.
+                    ws_max_message_bytes=streamlit_max_message_bytes(extra_args),
                 ),
                 MetricsProxyHooks(self.metrics) if self.metrics is not None else None,
+                reassembly_budget=self.reassembly_budget,
             )
             if has_ui
             else None
@@ -281,7 +299,6 @@ class ServePlan:
                 generation=(lambda: hub.current.generation) if upstream is None else (lambda: status().generation),
             ),
         )
-        extra_args = target.app.streamlit_run_args if target.app else ()
         # Under TLS, pages call the API over a private plain-HTTP loopback bind: no certificate to trust.
         loopback_port = _free_port() if settings.certfile and has_ui else None
         streamlit_argv(0, root_path=root, extra=extra_args)  # validate reserved flags before anything starts
@@ -310,8 +327,15 @@ class ServePlan:
             graceful_timeout=settings.graceful_timeout_s,
             hypercorn_options={
                 **HYPERCORN_OPTIONS,
+                # hypercorn reassembles each browser message up to this, per connection; the budget bounds them all.
+                "websocket_max_message_size": settings.max_ws_client_message_bytes,
                 **({"insecure_bind": [f"127.0.0.1:{loopback_port}"]} if loopback_port else {}),
             },
+            websocket=WebSocketLimits(
+                ping_interval=settings.ws_ping_interval_s or None,
+                ping_timeout=settings.ws_ping_timeout_s,
+                budget=self.reassembly_budget,
+            ),
         )
         self.state_file = Path(settings.state_file) if settings.state_file else default_state_file_path()
 
@@ -332,15 +356,14 @@ def _not_configured() -> UpstreamStatus:
 
 
 # Hypercorn settings the gateway relies on (see TRAPS.md): our own access log and bounded header size.
-# No hypercorn WebSocket pings: in hypercorn 0.18 the ping loop outlives a closed WebSocket by up to one
-# interval, and every graceful stop after a browser session then waited the full --graceful-timeout
-# (11.6 s instead of 0.5 s, measured). Load balancers in front need an idle timeout above Streamlit's.
+# Not hypercorn's WebSocket pings: in hypercorn 0.18 its ping loop outlives a closed WebSocket by up to one
+# interval, and every graceful stop after a browser session then waited the full --graceful-timeout (11.6 s
+# instead of 0.5 s, measured). Browsers are pinged by the supervisor's watchdog instead (ServeConfig.websocket,
+# --ws-ping-interval), which ends with its WebSocket.
 HYPERCORN_OPTIONS: dict[str, Any] = {
     "accesslog": None,
     "h11_max_incomplete_size": 64 * 1024,
     "websocket_ping_interval": None,
-    # hypercorn's default cap is 16 MiB per message; Streamlit allows 200 MB and the proxy 256 MiB.
-    "websocket_max_message_size": 256 * 1024 * 1024,
     # The idle timer is also hypercorn's only header deadline: uvicorn's 5 s cuts trickled headers early. (It used
     # to bound an fd leak too; supervisor/hypercorn_fixes.py now frees a client-closed connection at once.)
     "keep_alive_timeout": 5.0,
@@ -348,3 +371,19 @@ HYPERCORN_OPTIONS: dict[str, Any] = {
     # (bench/api_profile.py); a proxied response keeps no upstream `server` either (proxy/headers.py).
     "include_server_header": False,
 }
+
+
+# The default reassembly budget: a quarter of the memory limit, shared among the gateway processes, and never so
+# small that one ordinary Streamlit page (a few MB of messages) could not load.
+_BUDGET_SHARE_OF_MEMORY = 4
+_MIN_REASSEMBLY_BUDGET = 32 * 1024 * 1024
+
+
+def reassembly_budget_bytes(settings: Settings) -> int:
+    """FLUXLIT_WS_REASSEMBLY_BUDGET_BYTES, or (0) this process's share of a quarter of the memory limit."""
+    if settings.ws_reassembly_budget_bytes:
+        return settings.ws_reassembly_budget_bytes
+    from supervisor import memory_limit_bytes
+
+    share = memory_limit_bytes() // (_BUDGET_SHARE_OF_MEMORY * settings.workers)
+    return max(share, _MIN_REASSEMBLY_BUDGET)

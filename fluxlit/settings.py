@@ -268,6 +268,42 @@ class Settings:
         "Largest request body proxied to Streamlit (0 = no limit); larger gets 413.",
         _positive(int, allow_zero=True),
     )
+    # WebSockets (issues 22 and 15): keepalive pings on the browser leg, and what reassembly may hold in memory.
+    ws_ping_interval_s: float = _setting(
+        20.0,
+        "FLUXLIT_WS_PING_INTERVAL_S",
+        "--ws-ping-interval",
+        "Seconds between the pings the gateway sends every browser WebSocket, so that load balancers which cut "
+        "idle connections (ALB, GKE, Cloud Run, nginx: 60 s) keep idle tabs; keep it below the idle timeout of "
+        "everything in front. 0 turns the pings off.",
+        _positive(float, allow_zero=True, example="20"),
+    )
+    ws_ping_timeout_s: float = _setting(
+        20.0,
+        "FLUXLIT_WS_PING_TIMEOUT_S",
+        "--ws-ping-timeout",
+        "Seconds a browser has to answer a ping (any bytes count) before its WebSocket is closed with 1011 "
+        "and its Streamlit session with it.",
+        _positive(float, allow_zero=False, example="20"),
+    )
+    max_ws_client_message_bytes: int = _setting(
+        4 * 1024 * 1024,
+        "FLUXLIT_MAX_WS_CLIENT_MESSAGE_BYTES",
+        None,
+        "Largest WebSocket message a browser may send (Streamlit's are small: uploads go over HTTP); a larger one "
+        "is closed with 1009 as soon as its frame header announces it. Messages from Streamlit follow its own "
+        "server.maxMessageSize (200 MB).",
+        _positive(int, allow_zero=False, example="4194304"),
+    )
+    ws_reassembly_budget_bytes: int = _setting(
+        0,
+        "FLUXLIT_WS_REASSEMBLY_BUDGET_BYTES",
+        None,
+        "Bytes of unfinished WebSocket messages (both directions) the gateway holds across all connections; a "
+        "message that would pass it is closed with 1009. 0 = a quarter of the memory limit (the cgroup's, else "
+        "RAM), shared among --workers.",
+        _positive(int, allow_zero=True),
+    )
     on_child_exit: str = _setting(
         "restart",
         "FLUXLIT_ON_CHILD_EXIT",

@@ -15,22 +15,39 @@ from .pool import ConnectionPool
 from .replies import send_plain_response
 from .spare import SpareConnection
 from .websocket import CLOSE_GRACE, WebSocketSession, bridge_websocket
+from .ws_limits import ReassemblyBudget
 
 log = logging.getLogger("proxy")
 
 
 class ReverseProxy:
-    """An ASGI app forwarding every HTTP request and WebSocket to the one upstream `resolve()` names."""
+    """An ASGI app forwarding every HTTP request and WebSocket to the one upstream `resolve()` names.
+
+    `reassembly_budget` bounds the bytes of upstream messages held until whole, across every session.
+    """
 
     def __init__(
-        self, resolve: UpstreamResolver, config: ProxyConfig | None = None, hooks: ProxyHooks | None = None
+        self,
+        resolve: UpstreamResolver,
+        config: ProxyConfig | None = None,
+        hooks: ProxyHooks | None = None,
+        reassembly_budget: ReassemblyBudget | None = None,
     ) -> None:
         self._resolve = resolve
+        self._budget = reassembly_budget
         self._config = config or ProxyConfig()
         self._hooks = hooks or ProxyHooks()
         self._pool = ConnectionPool(self._config, self._hooks)
         self._spare = SpareConnection(self._config) if self._config.ws_spare_connection else None
         self._sessions: set[WebSocketSession] = set()
+
+    @property
+    def config(self) -> ProxyConfig:
+        return self._config
+
+    @property
+    def reassembly_budget(self) -> ReassemblyBudget | None:
+        return self._budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -47,6 +64,7 @@ class ReverseProxy:
                 hooks=self._hooks,
                 sessions=self._sessions,
                 spare=self._spare,
+                budget=self._budget,
             )
         elif kind == "lifespan":
             await self._lifespan(receive, send)

@@ -55,6 +55,8 @@ class ProxyConfig:
     ws_max_message_bytes: int = 256 * 1024 * 1024
     ws_keepalive_interval: float | None = 20.0
     ws_open_timeout: float = 30.0
+    # A message the upstream started but stopped growing is closed with 1008 after this long (None: never).
+    ws_message_stall_timeout: float | None = 60.0
     # Keep one connection to the upstream open ahead of time for the next WebSocket handshake.
     ws_spare_connection: bool = True
 
@@ -67,6 +69,11 @@ class ProxyConfig:
             raise ValueError(
                 f"ProxyConfig.ws_keepalive_interval={self.ws_keepalive_interval!r} must be positive: "
                 "use None to disable keepalive pings"
+            )
+        if self.ws_message_stall_timeout is not None and not self.ws_message_stall_timeout > 0:
+            raise ValueError(
+                f"ProxyConfig.ws_message_stall_timeout={self.ws_message_stall_timeout!r} must be positive: "
+                "use None to let partial messages wait forever"
             )
         if self.pool_max_connections < 0:
             raise ValueError(

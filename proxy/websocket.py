@@ -17,6 +17,7 @@ from .close_codes import (
     GOING_AWAY,
     INTERNAL_ERROR,
     MESSAGE_TOO_BIG,
+    POLICY_VIOLATION,
     code_after_upstream_loss,
     sendable_close_code,
     sendable_close_reason,
@@ -36,6 +37,7 @@ from .replies import deny_websocket, deny_websocket_plain
 from .spare import SpareConnection
 from .transport import describe
 from .ws_handshake import Accepted, Rejected, open_websocket, upstream_host_value
+from .ws_limits import OVER_BUDGET, TOO_BIG, Reassembly, ReassemblyBudget
 
 log = logging.getLogger("proxy")
 
@@ -53,37 +55,6 @@ class _Ending:
     observed_client_code: int | None = None  # what the client leg reported, when it closed first
 
 
-class _Reassembly:
-    """Frames of one message collected until it is whole, as ASGI wants; text is sized in characters."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._text: list[str] = []
-        self._data = bytearray()
-        self._size = 0
-
-    def add(self, event: TextMessage | BytesMessage) -> bool:
-        """False once the message outgrows the limit."""
-        self._size += len(event.data)
-        if self._size > self._limit:
-            return False
-        if isinstance(event.data, str):
-            self._text.append(event.data)
-        else:
-            self._data += event.data
-        return True
-
-    def take(self) -> tuple[int, AsgiMessage]:
-        size, self._size = self._size, 0
-        if self._text:
-            message: AsgiMessage = {"type": "websocket.send", "text": "".join(self._text)}
-            self._text = []
-        else:
-            message = {"type": "websocket.send", "bytes": bytes(self._data)}
-            self._data = bytearray()
-        return size, message
-
-
 class WebSocketSession:
     """One accepted client WebSocket and its upstream leg. `close()` may be called from any task."""
 
@@ -95,6 +66,7 @@ class WebSocketSession:
         config: ProxyConfig,
         hooks: ProxyHooks,
         restarting: Callable[[], bool],
+        budget: ReassemblyBudget | None = None,
     ) -> None:
         self._stream: anyio.abc.ByteStream = accepted.stream
         self._ws: Connection = accepted.ws
@@ -107,6 +79,9 @@ class WebSocketSession:
         self._ending: _Ending | None = None
         self._relay: anyio.CancelScope | None = None
         self._remote_close: CloseConnection | None = None
+        # Set when the upstream's frames can no longer be parsed: its close answer would never be seen.
+        self._upstream_unreadable = False
+        self._pending = Reassembly(budget)
         self.done = anyio.Event()
 
     def close(self, code: int, reason: str = "") -> None:
@@ -131,6 +106,8 @@ class WebSocketSession:
                 await self._upstream_to_client()
                 tg.cancel_scope.cancel()
         finally:
+            # Given back at once: a cancelled task's frames can sit in reference cycles until a gc pass.
+            self._pending.discard()
             # Closing must finish even when the whole request is being cancelled (server shutdown).
             with anyio.CancelScope(shield=True):
                 code = INTERNAL_ERROR
@@ -161,7 +138,7 @@ class WebSocketSession:
                 ConnectionState.REMOTE_CLOSING,
             ):
                 event = CloseConnection(sendable_close_code(ending.upstream_code), sendable_close_reason(ending.reason))
-                if await self._send_upstream(event):
+                if await self._send_upstream(event) and not self._upstream_unreadable:
                     await self._await_upstream_close()
         await anyio.aclose_forcefully(self._stream)
         if ending.client_code is not None:
@@ -250,14 +227,18 @@ class WebSocketSession:
             self._hooks.websocket_message("upstream", size)
 
     async def _upstream_to_client(self) -> None:
-        pending = _Reassembly(self._config.ws_max_message_bytes)
+        pending = self._pending
+        stall = self._config.ws_message_stall_timeout
+        progressed = anyio.current_time()
         while True:
             # Events first: the handshake may have left frames buffered that arrived with the 101.
             for event in self._ws.events():
                 if isinstance(event, (TextMessage, BytesMessage)):
                     if not pending.add(event):
-                        self._end(_Ending(MESSAGE_TOO_BIG, MESSAGE_TOO_BIG, "message too big"))
+                        log.warning("WebSocket closed with 1009: %s (raise the budget if expected)", OVER_BUDGET)
+                        self._end(_Ending(MESSAGE_TOO_BIG, MESSAGE_TOO_BIG, OVER_BUDGET))
                         return
+                    progressed = anyio.current_time()
                     if event.message_finished:
                         size, message = pending.take()
                         if not await self._send_client(message):
@@ -268,8 +249,14 @@ class WebSocketSession:
                 elif isinstance(event, CloseConnection):
                     self._upstream_closed(event)
                     return
-            data = await self._receive_upstream()
-            self._ws.receive_data(data)
+            if pending.size and stall is not None:
+                # Only a message in progress is timed: an idle WebSocket may stay quiet forever.
+                with anyio.move_on_after(progressed + stall - anyio.current_time()):
+                    self._ws.receive_data(await self._receive_upstream())
+                    continue
+                self._end(_Ending(POLICY_VIOLATION, POLICY_VIOLATION, f"message made no progress for {stall:g}s"))
+                return
+            self._ws.receive_data(await self._receive_upstream())
 
     def _upstream_closed(self, event: CloseConnection) -> None:
         state = self._ws.state
@@ -280,8 +267,13 @@ class WebSocketSession:
         elif state is ConnectionState.CLOSED:
             # wsproto reports a vanished peer as a 1006 close and marks the connection closed.
             self._upstream_lost()
+        elif event.code == MESSAGE_TOO_BIG:
+            # A frame announced more than the message limit (MessageSizeGuard): refused before it arrived.
+            self._upstream_unreadable = True
+            self._end(_Ending(MESSAGE_TOO_BIG, MESSAGE_TOO_BIG, TOO_BIG))
         else:
             # A frame wsproto could not parse: tell the upstream why, the client only that it broke.
+            self._upstream_unreadable = True
             self._hooks.upstream_error("protocol")
             self._end(_Ending(code_after_upstream_loss(False), event.code, event.reason or ""))
 
@@ -297,6 +289,7 @@ async def bridge_websocket(
     hooks: ProxyHooks,
     sessions: set[WebSocketSession],
     spare: SpareConnection | None = None,
+    budget: ReassemblyBudget | None = None,
 ) -> None:
     """Relay one WebSocket; with `spare`, the handshake may skip the TCP connect, and the next spare is
     opened once this one is accepted."""
@@ -348,7 +341,7 @@ async def bridge_websocket(
             reason=f"upstream refused with {result.status}",
         )
         return
-    session = WebSocketSession(result, receive, send, config, hooks, restarting)
+    session = WebSocketSession(result, receive, send, config, hooks, restarting, budget)
     async with anyio.create_task_group() as background:
         if spare is not None:
             # Runs once this task yields: after the 101 below is written, off the handshake's path.

@@ -22,6 +22,7 @@ import h11
 from wsproto import ConnectionType
 from wsproto.connection import Connection
 from wsproto.events import Request
+from wsproto.extensions import Extension
 
 from .asgi import Header, Headers
 from .config import ProxyConfig, Upstream
@@ -29,6 +30,7 @@ from .connection import MAX_HEAD_BYTES, RECEIVE_SIZE, STREAM_GONE
 from .failures import Failure, UpstreamError
 from .spare import SpareConnection
 from .transport import open_stream
+from .ws_limits import MessageSizeGuard
 
 # A rejection body is relayed to the client for its error page; anything longer is cut.
 MAX_REJECTION_BODY = 64 * 1024
@@ -174,7 +176,7 @@ async def open_websocket(
     while True:
         if stream is None:
             stream = await open_stream(upstream, config.connect_timeout)
-        handshake = UpstreamHandshake(request)
+        handshake = UpstreamHandshake(request, config.ws_max_message_bytes)
         try:
             result: Accepted | Rejected | None = None
             with anyio.move_on_after(config.ws_open_timeout):
@@ -196,10 +198,12 @@ async def open_websocket(
 
 
 class UpstreamHandshake:
-    """One client handshake on a connected stream; `bytes_received` tells a stale connection from a refusal."""
+    """One client handshake on a connected stream; `bytes_received` tells a stale connection from a refusal.
+    With `max_message_bytes`, the accepted connection refuses a message by its frames' announced lengths."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, max_message_bytes: int | None = None) -> None:
         self.request = request
+        self.max_message_bytes = max_message_bytes
         self.nonce = new_nonce()
         self.bytes_received = 0
 
@@ -239,7 +243,11 @@ class UpstreamHandshake:
 
     def _accepted(self, stream: anyio.abc.ByteStream, fields: Sequence[Header], trailing: bytes) -> Accepted:
         subprotocol, headers = check_switch(fields, self.nonce, self.request.subprotocols)
-        return Accepted(stream, Connection(ConnectionType.CLIENT, trailing_data=trailing), subprotocol, headers)
+        guards: list[Extension] = (
+            [MessageSizeGuard(self.max_message_bytes)] if self.max_message_bytes is not None else []
+        )
+        ws = Connection(ConnectionType.CLIENT, extensions=guards, trailing_data=trailing)
+        return Accepted(stream, ws, subprotocol, headers)
 
     async def _parse_with_h11(self, stream: anyio.abc.ByteStream, received: bytes, *, eof: bool) -> Accepted | Rejected:
         """The general path: an h11 client that "sent" the same request reads the answer, body and all."""

@@ -15,6 +15,7 @@ _LAZY = {
     "Decision": "supervisor.policy",
     "ExitCode": "supervisor.exit_codes",
     "FailureLedger": "supervisor.policy",
+    "MemoryBudget": "supervisor.memory_budget",
     "GiveUp": "supervisor.policy",
     "PrestartedChild": "supervisor.early",
     "Restart": "supervisor.policy",
@@ -24,8 +25,10 @@ _LAZY = {
     "StateName": "supervisor.state",
     "SupervisorControl": "supervisor.state",
     "UpstreamState": "supervisor.state",
+    "WebSocketLimits": "supervisor.ws_watchdog",
     "WorkerSpec": "supervisor.workers",
     "default_state_file_path": "supervisor.state_file",
+    "memory_limit_bytes": "supervisor.memory_budget",
     "pdeathsig_preexec": "supervisor.process",
     "prestart": "supervisor.early",
     "read_upstream": "supervisor.state_file",
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from supervisor.child import ChildSpec
     from supervisor.early import PrestartedChild, prestart
     from supervisor.exit_codes import ExitCode
+    from supervisor.memory_budget import MemoryBudget, memory_limit_bytes
     from supervisor.notify import sd_notify
     from supervisor.policy import Decision, FailureLedger, GiveUp, Restart, RestartPolicy
     from supervisor.process import pdeathsig_preexec
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
     from supervisor.state import StateHub, StateName, SupervisorControl, UpstreamState
     from supervisor.state_file import default_state_file_path, read_upstream, write_state_file
     from supervisor.workers import WorkerSpec
+    from supervisor.ws_watchdog import WebSocketLimits
 
 __all__ = [
     "ASGIApp",
@@ -55,6 +60,7 @@ __all__ = [
     "ExitCode",
     "FailureLedger",
     "GiveUp",
+    "MemoryBudget",
     "PrestartedChild",
     "Restart",
     "RestartPolicy",
@@ -63,8 +69,10 @@ __all__ = [
     "StateName",
     "SupervisorControl",
     "UpstreamState",
+    "WebSocketLimits",
     "WorkerSpec",
     "default_state_file_path",
+    "memory_limit_bytes",
     "pdeathsig_preexec",
     "prestart",
     "read_upstream",

@@ -16,7 +16,8 @@ from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 
-from supervisor.hypercorn_fixes import release_closed_connections
+from supervisor.hypercorn_fixes import SupervisedConfig, guard_websockets, release_closed_connections
+from supervisor.ws_watchdog import WebSocketLimits
 
 logger = logging.getLogger("supervisor")
 
@@ -29,13 +30,15 @@ ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Where and how the public server listens, and how long a graceful stop may drain."""
+    """Where and how the public server listens, how long a graceful stop may drain, and how client WebSockets
+    are kept alive and bounded (None: as hypercorn does it)."""
 
     binds: Sequence[str] = ("127.0.0.1:8000",)
     certfile: str | None = None
     keyfile: str | None = None
     graceful_timeout: float = 10.0
     hypercorn_options: Mapping[str, Any] = field(default_factory=dict)
+    websocket: WebSocketLimits | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.binds, str):
@@ -46,6 +49,11 @@ class ServeConfig:
             raise ValueError("ServeConfig needs both certfile and keyfile for TLS, or neither")
         if not self.graceful_timeout >= 0:
             raise ValueError(f"ServeConfig.graceful_timeout={self.graceful_timeout!r} must be >= 0 seconds")
+        if self.websocket is not None and self.hypercorn_options.get("websocket_ping_interval") is not None:
+            raise ValueError(
+                "ServeConfig sets both websocket limits and hypercorn_options['websocket_ping_interval']: "
+                "ping through WebSocketLimits.ping_interval only (hypercorn's ping loop outlives its WebSocket)"
+            )
 
 
 class BindError(Exception):
@@ -60,7 +68,9 @@ class BindError(Exception):
 def build_hypercorn_config(serve: ServeConfig) -> Config:
     """One hypercorn Config for the run: our binds and TLS, access log off, errors to stdlib logging."""
     release_closed_connections()  # every server built from this config frees a client-closed socket at once
-    config = Config()
+    config = SupervisedConfig()
+    if serve.websocket is not None and guard_websockets():
+        config.websocket_limits = serve.websocket
     config.bind = list(serve.binds)
     config.certfile = serve.certfile
     config.keyfile = serve.keyfile

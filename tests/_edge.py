@@ -59,6 +59,7 @@ class Nginx:
         *,
         body_limit: str = "200m",
         site_replacements: dict[str, str] | None = None,
+        params_replacements: dict[str, str] | None = None,
     ) -> None:
         self.dir = workdir / "nginx"
         self.dir.mkdir()
@@ -69,6 +70,9 @@ class Nginx:
         )
         params = (DEPLOY / "nginx" / "fluxlit-proxy-params.conf").read_text()
         params = params.replace("client_max_body_size 200m;", f"client_max_body_size {body_limit};")
+        for old, new in (params_replacements or {}).items():
+            assert old in params, f"{old!r} is not in fluxlit-proxy-params.conf"
+            params = params.replace(old, new)
         site_text = (DEPLOY / "nginx" / site).read_text()
         for old, new in (site_replacements or {}).items():
             site_text = site_text.replace(old, new)

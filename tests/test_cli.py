@@ -132,3 +132,29 @@ def test_python_dash_m_fluxlit_is_the_fluxlit_command(monkeypatch: pytest.Monkey
         runpy.run_module("fluxlit", run_name="__main__")
     assert exited.value.code == 0
     assert "serve" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--ws-ping-interval", "-1"],
+            {},
+            "--ws-ping-interval=-1.0 is not valid: expected a number 0 or more, e.g. 20",
+        ),
+        (["--ws-ping-interval", "often"], {}, "'often' is not a valid float"),
+        (["--ws-ping-timeout", "0"], {}, "--ws-ping-timeout=0.0 is not valid: expected a number more than 0, e.g. 20"),
+        ([], {"FLUXLIT_WS_PING_INTERVAL_S": "x"}, "FLUXLIT_WS_PING_INTERVAL_S='x' is not valid"),
+    ],
+)
+def test_a_bad_ping_setting_exits_2_naming_it(runner: CliRunner, args: list[str], env: dict[str, str], message: str):
+    result = runner.invoke(main, ["serve", *args], env=env)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_the_ping_flags_show_in_config_with_their_source(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["config", "--ws-ping-interval", "0", "--ws-ping-timeout", "5"])
+    assert result.exit_code == 0
+    rows = {line.split()[0]: line.split()[1:3] for line in result.output.splitlines() if line.startswith("ws_ping")}
+    assert rows == {"ws_ping_interval_s": ["0.0", "cli"], "ws_ping_timeout_s": ["5.0", "cli"]}

@@ -173,3 +173,18 @@ def test_wrong_sub_path_says_fluxlit_answered_elsewhere(live: LiveServer) -> Non
     assert (code, check["status"]) == (1, "FAIL")
     assert "FluxLit answered (X-Request-ID)" in check["detail"]
     assert "--root-path" in check["fix"]
+
+
+def test_the_keepalive_check_waits_for_a_real_ping_below_the_idle_timeout(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path, "--ws-ping-interval", "1").start()
+    try:
+        server.wait_ready()
+        env = {"FLUXLIT_GATEWAY_PORT": str(server.port), "FLUXLIT_WS_PING_INTERVAL_S": "1"}
+        args = [f"{SMOKE_APP}:app", "--url", server.base, "--lb-idle-timeout", "60", "--json"]
+        result = CliRunner().invoke(doctor, args, env=env)
+    finally:
+        server.stop()
+    check = verdict(json.loads(result.output), "websocket_keepalive")
+    assert check["status"] == "PASS", check
+    assert "pinged after" in check["detail"]
+    assert "below the load balancer's idle timeout 60 s" in check["detail"]

@@ -153,3 +153,54 @@ def test_body_read_timeout_defaults_to_60_and_is_read_from_env_file_and_code(tmp
     assert load_settings(env={}, project_dir=tmp_path).settings.body_read_timeout_s == 15.0
     with pytest.raises(ConfigError, match="FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S=0 is not valid"):
         Settings(body_read_timeout_s=0)
+
+
+# WebSockets (issues 22 and 15): keepalive pings on the browser leg and the memory reassembly may hold.
+
+
+@pytest.mark.parametrize(
+    ("env", "name", "value"),
+    [
+        ({}, "ws_ping_interval_s", 20.0),
+        ({"FLUXLIT_WS_PING_INTERVAL_S": "5"}, "ws_ping_interval_s", 5.0),
+        ({"FLUXLIT_WS_PING_INTERVAL_S": "0"}, "ws_ping_interval_s", 0.0),  # off
+        ({"FLUXLIT_WS_PING_INTERVAL_S": " 2.5 "}, "ws_ping_interval_s", 2.5),
+        ({}, "ws_ping_timeout_s", 20.0),
+        ({"FLUXLIT_WS_PING_TIMEOUT_S": "7"}, "ws_ping_timeout_s", 7.0),
+        ({}, "max_ws_client_message_bytes", 4 * 1024 * 1024),
+        ({"FLUXLIT_MAX_WS_CLIENT_MESSAGE_BYTES": "1048576"}, "max_ws_client_message_bytes", 1048576),
+        ({}, "ws_reassembly_budget_bytes", 0),  # from memory
+        ({"FLUXLIT_WS_REASSEMBLY_BUDGET_BYTES": "268435456"}, "ws_reassembly_budget_bytes", 268435456),
+    ],
+)
+def test_websocket_settings_parse(tmp_path: Path, env: dict[str, str], name: str, value: float) -> None:
+    assert getattr(load_settings(env=env, project_dir=tmp_path).settings, name) == value
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "message"),
+    [
+        ("FLUXLIT_WS_PING_INTERVAL_S", "-1", "expected a number 0 or more, e.g. 20"),
+        ("FLUXLIT_WS_PING_INTERVAL_S", "often", "expected a number 0 or more, e.g. 20"),
+        ("FLUXLIT_WS_PING_INTERVAL_S", "nan", "expected a number 0 or more, e.g. 20"),
+        ("FLUXLIT_WS_PING_TIMEOUT_S", "0", "expected a number more than 0, e.g. 20"),
+        ("FLUXLIT_MAX_WS_CLIENT_MESSAGE_BYTES", "0", "expected a whole number more than 0, e.g. 4194304"),
+        ("FLUXLIT_MAX_WS_CLIENT_MESSAGE_BYTES", "4MiB", "expected a whole number more than 0, e.g. 4194304"),
+        ("FLUXLIT_WS_REASSEMBLY_BUDGET_BYTES", "-1", "expected a whole number 0 or more"),
+    ],
+)
+def test_bad_websocket_settings_name_the_variable_the_value_and_the_expected_form(
+    tmp_path: Path, variable: str, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={variable: text}, project_dir=tmp_path)
+    assert str(info.value) == f"{variable}={text!r} is not valid: {message}"
+
+
+def test_the_ping_flags_beat_the_environment_and_say_where_a_bad_value_came_from(tmp_path: Path) -> None:
+    env = {"FLUXLIT_WS_PING_INTERVAL_S": "5", "FLUXLIT_WS_PING_TIMEOUT_S": "6"}
+    resolved = load_settings({"ws_ping_interval_s": 0.0, "ws_ping_timeout_s": 3.0}, env=env, project_dir=tmp_path)
+    assert (resolved.settings.ws_ping_interval_s, resolved.settings.ws_ping_timeout_s) == (0.0, 3.0)
+    assert resolved.sources["ws_ping_interval_s"].startswith("cli")
+    with pytest.raises(ConfigError, match=r"--ws-ping-timeout=0\.0 is not valid: expected a number more than 0"):
+        load_settings({"ws_ping_timeout_s": 0.0}, env={}, project_dir=tmp_path)

@@ -117,3 +117,49 @@ def test_a_file_target_is_imported_once_not_on_every_run(project: Path, monkeypa
     at.button[0].click().run()
     at.button[0].click().run()
     assert at.markdown[0].value == "imports=1"
+
+
+ENV_9 = {"STREAMLIT_SERVER_MAX_MESSAGE_SIZE": "9"}
+SERVER_8 = "[server]\nmaxMessageSize = 8"
+SERVER_TRUE = "[server]\nmaxMessageSize = true"
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "local", "home", "megabytes"),
+    [
+        ([], {}, None, None, 200),  # Streamlit's default
+        (["--server.maxMessageSize=300"], {}, None, None, 300),
+        (["--server.maxMessageSize", "301"], {}, None, None, 301),
+        (["--server.maxMessageSize=1", "--server.maxMessageSize=302"], {}, None, None, 302),  # the last flag wins
+        (["--server.maxMessageSize=303"], ENV_9, SERVER_8, None, 303),
+        ([], {"STREAMLIT_SERVER_MAX_MESSAGE_SIZE": "304"}, "[server]\nmaxMessageSize = 8", None, 304),
+        ([], {}, "[server]\nmaxMessageSize = 305", "[server]\nmaxMessageSize = 7", 305),
+        ([], {}, None, "[server]\nmaxMessageSize = 306", 306),
+        ([], {}, "[theme]\nbase = 'dark'", "[server]\nmaxMessageSize = 307", 307),  # no server key: the next place
+        # values Streamlit itself would refuse are skipped, as is a file that is not TOML
+        (["--server.maxMessageSize=lots"], {"STREAMLIT_SERVER_MAX_MESSAGE_SIZE": "0"}, SERVER_TRUE, None, 200),
+        (["--server.maxMessageSize"], {}, "not = toml = at all", "server = 'flat'", 200),
+    ],
+)  # fmt: skip
+def test_the_message_limit_is_streamlits_own_read_where_streamlit_reads_it(
+    tmp_path: Path, extra: list[str], env: dict[str, str], local: str | None, home: str | None, megabytes: int
+) -> None:
+    from fluxlit.streamlit_entry import streamlit_max_message_bytes
+
+    for where, text in (("project", local), ("home", home)):
+        (tmp_path / where / ".streamlit").mkdir(parents=True)
+        if text is not None:
+            (tmp_path / where / ".streamlit" / "config.toml").write_text(text + "\n")
+    found = streamlit_max_message_bytes(extra, env, cwd=tmp_path / "project", home=tmp_path / "home")
+    assert found == megabytes * 1_000_000
+
+
+def test_the_message_limit_defaults_to_the_environment_and_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fluxlit.streamlit_entry import streamlit_max_message_bytes
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("STREAMLIT_SERVER_MAX_MESSAGE_SIZE", "42")
+    assert streamlit_max_message_bytes() == 42_000_000

@@ -25,7 +25,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection
 from wsproto.events import Request as WsRequest
 
-from proxy import ProxyConfig, ProxyHooks, ReverseProxy, Unavailable, Upstream
+from proxy import ProxyConfig, ProxyHooks, ReassemblyBudget, ReverseProxy, Unavailable, Upstream
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -164,6 +164,7 @@ async def proxy_stack(
     resolve: Callable[[], Upstream | Unavailable] | None = None,
     path_prefix: str = "",
     proxy_settings: dict[str, Any] | None = None,
+    budget: ReassemblyBudget | None = None,
 ) -> AsyncGenerator[Stack, None]:
     """Origin (unless a port or resolver is given) behind the proxy, both under hypercorn, plus a client."""
     origin = Origin()
@@ -175,7 +176,7 @@ async def proxy_stack(
         def default_resolve() -> Upstream | Unavailable:
             return Upstream(port=port, path_prefix=path_prefix)
 
-        proxy = ReverseProxy(resolve or default_resolve, config, hooks)
+        proxy = ReverseProxy(resolve or default_resolve, config, hooks, budget)
         proxy_port = await stack.enter_async_context(serve_asgi(proxy, **(proxy_settings or {})))
         client = await stack.enter_async_context(
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{proxy_port}", timeout=10)

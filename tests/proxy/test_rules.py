@@ -207,6 +207,7 @@ def test_upstream_rejects_bad_values_with_a_fix(kwargs):
         {"pool_max_connections": -1},
         {"max_request_body_bytes": -1},
         {"ws_max_message_bytes": 0},
+        {"ws_message_stall_timeout": 0},
     ],
 )
 def test_proxy_config_rejects_bad_values(kwargs):

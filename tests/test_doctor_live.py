@@ -1,0 +1,212 @@
+"""doctor --url --lb-idle-timeout: the ping interval reported, compared with the load balancer's idle timeout, and
+one ping waited for through the URL, against a scripted server that pings (or not) as told."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fluxlit import doctor_live
+from fluxlit.doctor import doctor
+from fluxlit.doctor_live import check_healthz, check_websocket_keepalive
+from fluxlit.doctor_model import DoctorContext, Status
+from fluxlit.doctor_ws import first_ping
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+PING = b"\x89\x00"
+CLOSE_1000 = b"\x88\x02\x03\xe8"
+
+
+class ScriptedWebSocketServer:
+    """Answers /api/healthz as FluxLit does, and accepts WebSockets, then pings after `ping_after` seconds
+    (never when None), or sends `then` (raw frames) and closes, or (`chatter`) sends a message every 50 ms;
+    records whether a pong came back."""
+
+    def __init__(
+        self, *, ping_after: float | None = None, then: bytes = b"", refuse: bool = False, chatter: bool = False
+    ) -> None:
+        self.ping_after, self.then, self.refuse, self.chatter = ping_after, then, refuse, chatter
+        self.pong = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            key = re.search(rb"(?i)sec-websocket-key: *(\S+)", head)
+            if key is None:
+                body = json.dumps({"status": "ok"}).encode()
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Request-ID: r\r\n"
+                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+                )
+                return
+            if self.refuse:
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            accept = base64.b64encode(hashlib.sha1(key.group(1) + GUID).digest())
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Protocol: streamlit\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n" + self.then
+            )
+            if self.then:
+                return
+            while self.chatter and not self.stopped.wait(0.05):
+                try:
+                    conn.sendall(b"\x81\x01x")
+                except OSError:
+                    return
+            if self.ping_after is not None and not self.stopped.wait(self.ping_after):
+                conn.sendall(PING)
+            try:
+                while data := conn.recv(4096):
+                    if data[0] & 0x0F == 0xA:  # a pong
+                        self.pong.set()
+            except OSError:
+                pass
+
+    def __enter__(self) -> ScriptedWebSocketServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        self.listener.close()
+
+
+@pytest.fixture
+def fast_slack(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doctor_live, "PING_SLACK_S", 0.3)
+
+
+def checked(server: ScriptedWebSocketServer, tmp_path: Path, idle: float | None, **env: str) -> tuple[Status, str]:
+    ctx = DoctorContext(url=server.url, cwd=tmp_path, env=env, lb_idle_timeout=idle)
+    assert check_healthz(ctx).status is Status.PASS
+    check = check_websocket_keepalive(ctx)
+    return check.status, check.detail + " | " + check.fix
+
+
+def test_first_ping_times_the_servers_first_ping_and_answers_it() -> None:
+    with ScriptedWebSocketServer(ping_after=0.2) as server:
+        waited = first_ping(f"ws://127.0.0.1:{server.port}/_stcore/stream", within=3)
+        assert server.pong.wait(3)
+    assert waited.error == ""
+    assert waited.seconds is not None
+    assert 0.1 <= waited.seconds < 2
+
+
+@pytest.mark.parametrize(
+    ("server", "why"),
+    [
+        (ScriptedWebSocketServer(ping_after=None), "no ping in time"),
+        (ScriptedWebSocketServer(then=CLOSE_1000), "the server closed first"),
+        (ScriptedWebSocketServer(then=b"\x81\x02hi"), "a message, then the end of the connection"),
+        (ScriptedWebSocketServer(chatter=True), "messages until the time is up"),
+    ],
+)
+def test_first_ping_is_none_without_a_ping(server: ScriptedWebSocketServer, why: str) -> None:
+    with server:
+        waited = first_ping(f"ws://127.0.0.1:{server.port}/", within=0.5)
+    assert (waited.seconds, waited.error) == (None, ""), why
+
+
+def test_first_ping_says_why_the_websocket_never_opened() -> None:
+    with ScriptedWebSocketServer(refuse=True) as server:
+        assert first_ping(f"ws://127.0.0.1:{server.port}/", within=1).error == "the handshake was answered 403"
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    assert first_ping(f"ws://127.0.0.1:{port}/", within=1).error.startswith(f"cannot connect to 127.0.0.1:{port}")
+
+
+def test_without_an_idle_timeout_the_configured_interval_is_reported(tmp_path: Path) -> None:
+    with ScriptedWebSocketServer() as server:
+        status, text = checked(server, tmp_path, None)
+    assert status is Status.PASS
+    assert "pings idle browser WebSockets every 20 s" in text
+    assert "pass --lb-idle-timeout SECONDS" in text
+
+
+@pytest.mark.parametrize("idle", [None, 60.0])
+def test_pings_turned_off_are_a_warning(tmp_path: Path, idle: float | None) -> None:
+    with ScriptedWebSocketServer() as server:
+        status, text = checked(server, tmp_path, idle, FLUXLIT_WS_PING_INTERVAL_S="0")
+    assert status is Status.WARN
+    assert "pings are off here" in text
+    assert "serve with --ws-ping-interval 20" in text
+
+
+def test_an_interval_not_below_the_idle_timeout_is_a_warning_with_one_that_fits(tmp_path: Path) -> None:
+    with ScriptedWebSocketServer(ping_after=0.1) as server:
+        status, text = checked(server, tmp_path, 20.0, FLUXLIT_WS_PING_INTERVAL_S="20")
+    assert status is Status.WARN
+    assert "the ping interval 20 s is not below the load balancer's idle timeout 20 s" in text
+    assert "--ws-ping-interval 6" in text
+
+
+def test_a_ping_through_the_url_before_the_idle_timeout_passes(tmp_path: Path) -> None:
+    with ScriptedWebSocketServer(ping_after=0.2) as server:
+        status, text = checked(server, tmp_path, 60.0, FLUXLIT_WS_PING_INTERVAL_S="1")
+    assert status is Status.PASS
+    assert re.search(r"pinged after 0\.\d s, below the load balancer's idle timeout 60 s", text), text
+
+
+@pytest.mark.usefixtures("fast_slack")
+def test_no_ping_within_the_interval_is_a_warning_naming_the_likely_causes(tmp_path: Path) -> None:
+    with ScriptedWebSocketServer(ping_after=None) as server:
+        status, text = checked(server, tmp_path, 60.0, FLUXLIT_WS_PING_INTERVAL_S="0.2")
+    assert status is Status.WARN
+    assert "sent no ping within 0.5 s, though 0.2 s is configured here" in text
+
+
+def test_a_websocket_that_cannot_open_fails(tmp_path: Path) -> None:
+    with ScriptedWebSocketServer(refuse=True) as server:
+        status, text = checked(server, tmp_path, 60.0, FLUXLIT_WS_PING_INTERVAL_S="1")
+    assert status is Status.FAIL
+    assert "the handshake was answered 403" in text
+
+
+def test_the_check_waits_for_fluxlit_to_answer_first(tmp_path: Path) -> None:
+    ctx = DoctorContext(url="http://127.0.0.1:9", cwd=tmp_path, env={}, lb_idle_timeout=60.0)
+    check = check_websocket_keepalive(ctx)
+    assert (check.status, check.detail) == (Status.WARN, "not checked: no FluxLit gateway answered healthz")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lb-idle-timeout", "60"], "checks a running instance: give its --url too"),
+        (["--url", "http://127.0.0.1:9", "--lb-idle-timeout", "0"], "0.0 is not in the range x>0"),
+    ],
+)
+def test_a_bad_idle_timeout_is_a_usage_error(tmp_path: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(doctor, args)
+    assert result.exit_code == 2
+    assert message in result.output

@@ -1,0 +1,96 @@
+"""How `fluxlit serve` sets up browser WebSockets: the ping watchdog, the per-message caps both ways, and one
+reassembly budget shared by hypercorn and the proxy, sized from memory unless set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from fluxlit import FluxLit
+from fluxlit import serve as serve_module
+from fluxlit.serve import ServePlan, reassembly_budget_bytes
+from fluxlit.settings import Settings
+from fluxlit.targets import LoadedTarget
+
+MIB = 1024 * 1024
+
+
+def plan_for(tmp_path: Path, app: FluxLit | None = None, **settings: object) -> ServePlan:
+    app = app if app is not None else FluxLit()
+    return ServePlan(
+        Settings(port=8123, state_file=str(tmp_path / "state.json"), **settings),  # type: ignore[arg-type]
+        LoadedTarget("app:app", app, app.api),
+    )
+
+
+def test_by_default_browsers_are_pinged_every_20_s_and_given_20_s_to_answer(tmp_path: Path) -> None:
+    plan = plan_for(tmp_path)
+    limits = plan.serve.websocket
+    assert limits is not None
+    assert (limits.ping_interval, limits.ping_timeout) == (20.0, 20.0)
+    assert plan.serve.hypercorn_options["websocket_ping_interval"] is None  # hypercorn's own loop stays off
+
+
+def test_a_ping_interval_of_0_turns_the_pings_off(tmp_path: Path) -> None:
+    limits = plan_for(tmp_path, ws_ping_interval_s=0, ws_ping_timeout_s=3).serve.websocket
+    assert limits is not None
+    assert (limits.ping_interval, limits.ping_timeout) == (None, 3.0)
+
+
+def test_browser_messages_are_capped_by_the_setting_and_streamlits_by_its_own_limit(tmp_path: Path) -> None:
+    plan = plan_for(tmp_path, max_ws_client_message_bytes=MIB)
+    assert plan.serve.hypercorn_options["websocket_max_message_size"] == MIB
+    assert plan.proxy is not None
+    assert plan.proxy.config.ws_max_message_bytes == 200 * 10**6
+
+
+def test_streamlit_run_args_raising_its_message_limit_raise_the_proxys(tmp_path: Path) -> None:
+    app = FluxLit(streamlit_run_args=["--server.maxMessageSize=500"])
+    plan = plan_for(tmp_path, app)
+    assert plan.proxy is not None
+    assert plan.proxy.config.ws_max_message_bytes == 500 * 10**6
+
+
+def test_hypercorn_and_the_proxy_share_one_reassembly_budget(tmp_path: Path) -> None:
+    plan = plan_for(tmp_path, ws_reassembly_budget_bytes=64 * MIB)
+    assert plan.serve.websocket is not None
+    assert plan.proxy is not None
+    assert plan.serve.websocket.budget is plan.reassembly_budget
+    assert plan.proxy.reassembly_budget is plan.reassembly_budget
+    assert plan.reassembly_budget.limit == 64 * MIB
+
+
+def test_an_api_only_app_still_bounds_its_websockets(tmp_path: Path) -> None:
+    api = FastAPI()
+    plan = ServePlan(Settings(port=8123, state_file=str(tmp_path / "s.json")), LoadedTarget("api:api", None, api))
+    assert plan.proxy is None
+    assert plan.serve.websocket is not None
+    assert plan.serve.websocket.budget is plan.reassembly_budget
+
+
+@pytest.mark.parametrize(
+    ("setting", "workers", "memory", "budget"),
+    [
+        (128 * MIB, 1, 16 << 30, 128 * MIB),  # set: used as given
+        (0, 1, 16 << 30, 4 << 30),  # a quarter of the memory
+        (0, 4, 16 << 30, 1 << 30),  # shared among the gateway processes
+        (0, 2, 128 * MIB, 32 * MIB),  # never below one page's worth of messages
+    ],
+)
+def test_the_reassembly_budget_is_a_quarter_of_memory_shared_among_workers_unless_set(
+    monkeypatch: pytest.MonkeyPatch, setting: int, workers: int, memory: int, budget: int
+) -> None:
+    import supervisor
+
+    monkeypatch.setattr(supervisor, "memory_limit_bytes", lambda: memory)
+    settings = Settings(ws_reassembly_budget_bytes=setting, workers=workers)
+    assert reassembly_budget_bytes(settings) == budget
+
+
+def test_the_default_budget_comes_from_this_machines_memory(tmp_path: Path) -> None:
+    from supervisor import memory_limit_bytes
+
+    assert plan_for(tmp_path).reassembly_budget.limit == max(memory_limit_bytes() // 4, 32 * MIB)
+    assert serve_module.HYPERCORN_OPTIONS.get("websocket_max_message_size") is None  # set per run, from settings

@@ -17,7 +17,7 @@ import socket
 import struct
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 

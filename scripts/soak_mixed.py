@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -186,6 +186,7 @@ class Tally:
 def websocket_session(config: SoakConfig) -> str | None:
     """Open /_stcore/stream, run the page once far enough to get the session's first message, close."""
     from websockets.sync.client import connect
+    from websockets.typing import Subprotocol
 
     parts = urlsplit(config.base_url)
     url = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}{parts.path}/_stcore/stream"
@@ -198,7 +199,7 @@ def websocket_session(config: SoakConfig) -> str | None:
         rerun: bytes | None = back.SerializeToString()
     except ImportError:  # without Streamlit's protobufs the session is only opened and closed
         rerun = None
-    with connect(url, subprotocols=["streamlit"], open_timeout=config.timeout_s) as ws:  # type: ignore[list-item]
+    with connect(url, subprotocols=[Subprotocol("streamlit")], open_timeout=config.timeout_s) as ws:
         if ws.subprotocol != "streamlit":
             return f"subprotocol {ws.subprotocol!r}"
         if rerun is not None:
@@ -276,7 +277,7 @@ def wait_until(predicate: Callable[[], bool], limit_s: float) -> None:
 def soak(config: SoakConfig) -> dict[str, Any]:
     with httpx.Client(timeout=config.timeout_s) as control:
         if not config.static_path:
-            config = SoakConfig(**{**config.__dict__, "static_path": discover_static_path(control, config.base_url)})
+            config = replace(config, static_path=discover_static_path(control, config.base_url))
         schedule, tally, release = Schedule(config), Tally(), threading.Event()
         per_request_limit = config.timeout_s * 3 * config.count  # a bound on every wait, never reached in practice
         started = time.monotonic()

@@ -45,6 +45,7 @@ test-slow: install
 coverage-fast: install
 	rm -f .coverage.fast
 	COVERAGE_FILE=.coverage.fast $(PYTEST) -n auto -m "not slow and not external" $(COV)
+	COVERAGE_FILE=.coverage.fast $(BIN)/python -m coverage xml --quiet -o coverage.xml
 	COVERAGE_FILE=.coverage.fast $(BIN)/python -m coverage report --include='fluxlit/*' --fail-under=100 --show-missing --skip-covered
 
 ## Slow suite under coverage (subprocesses measured too, see [tool.coverage] in pyproject.toml), added to the fast

@@ -121,3 +121,19 @@ def test_workbench_help_reads_well(runner: CliRunner) -> None:
 def test_workbench_with_bad_target_exits_3(runner: CliRunner) -> None:
     result = runner.invoke(main, ["workbench", "nosuchmodule_wb:app"])
     assert result.exit_code == 3
+
+
+def test_metrics_access_flags_reach_the_settings(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main, ["config", "--metrics-allow", "10.0.0.0/8", "--metrics-bind", "0.0.0.0:9100", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)["settings"]}
+    assert (rows["metrics_allow"]["value"], rows["metrics_allow"]["source"]) == ("10.0.0.0/8", "cli")
+    assert (rows["metrics_bind"]["value"], rows["metrics_bind"]["flag"]) == ("0.0.0.0:9100", "--metrics-bind")
+
+
+def test_a_metrics_bind_on_the_public_port_exits_2_with_the_fix(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["serve", "--port", "8000", "--metrics-bind", "0.0.0.0:8000"])
+    assert result.exit_code == 2
+    assert "uses the public port 8000: choose another, e.g. 9100" in result.output

@@ -317,9 +317,23 @@ def test_stripping_the_mount_leaves_the_rest_with_raw_bytes_that_decode_to_it(mo
 def test_a_mount_spelled_with_escapes_is_stripped_the_same(mount: str, rel: str) -> None:
     assume(mount)
     path = mount + rel
-    escaped = quote(path, safe="").encode("ascii")  # every '/' as %2F
+    # Every byte but the separators escaped, even unreserved ones: the segments stay the same.
+    escaped = "/".join("".join(f"%{byte:02X}" for byte in part.encode()) for part in path.split("/"))
     plain = strip_mount(path, quote(path).encode("ascii"), mount)
-    assert strip_mount(path, escaped, mount).path == plain.path
+    stripped = strip_mount(path, escaped.encode("ascii"), mount)
+    assert (stripped.path, stripped.route) == (plain.path, plain.route)
+    assert unquote(stripped.raw_path.decode("ascii")) == stripped.path
+
+
+@FAST
+@given(mounts, rel_paths)
+def test_a_mount_whose_slashes_are_escaped_is_one_segment_and_not_the_mount(mount: str, rel: str) -> None:
+    assume("/" in mount[1:])  # at least two segments, so there is a '/' to escape
+    path = mount + rel
+    escaped = "/" + quote(path[1:], safe="").replace("%2F", "%2f")  # mixed case: still an encoded '/'
+    stripped = strip_mount(path, escaped.encode("ascii"), mount)
+    assert stripped.raw_path == escaped.encode("ascii")
+    assert not is_under(stripped.route, mount)
 
 
 @FAST

@@ -84,3 +84,24 @@ def test_kubernetes_probes_and_grace_period_fit_the_runtime() -> None:
     assert pod["terminationGracePeriodSeconds"] > pre_stop + graceful + 5
     service = yaml.safe_load((DEPLOY / "kubernetes" / "service.yaml").read_text())
     assert service["spec"]["sessionAffinity"] == "ClientIP"
+
+
+def test_kubernetes_scrapes_metrics_on_their_own_port_which_the_service_does_not_expose() -> None:
+    from fluxlit.settings import DEFAULTS, bind_port
+
+    deployment = yaml.safe_load((DEPLOY / "kubernetes" / "deployment.yaml").read_text())
+    template = deployment["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    port = bind_port(env["FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND"])
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert (int(annotations["prometheus.io/port"]), annotations["prometheus.io/path"]) == (port, DEFAULTS.metrics_path)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == port != ports["http"]
+    service = yaml.safe_load((DEPLOY / "kubernetes" / "service.yaml").read_text())
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    policy = yaml.safe_load((DEPLOY / "kubernetes" / "networkpolicy.yaml").read_text())
+    rules = {tuple(p["port"] for p in rule["ports"]): rule.get("from") for rule in policy["spec"]["ingress"]}
+    assert rules[("http",)] is None  # open to all
+    assert rules[("metrics",)]  # only from the monitoring namespace

@@ -82,8 +82,10 @@ class _FastJsonLines:
             "logger": logger_name,
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z",
         }
-        cap_fields(line)
-        text = json.dumps(line, default=str) + "\n"
+        text = json.dumps(line, default=str)
+        if len(text) > MAX_FIELD_CHARS:  # only a line this long can hold a field over the cap: the rest skip it
+            text = json.dumps(cap_fields(line), default=str)
+        text += "\n"
         with self.lock:  # one write per line: never interleaved with other lines
             self.stream.write(text)
             self.stream.flush()

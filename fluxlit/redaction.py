@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode
 
@@ -17,10 +18,12 @@ SENSITIVE_QUERY_KEYS = frozenset({"fluxlit_sid", "sid", "code", "jwt", "sig"})
 SENSITIVE_HEADERS = frozenset({"cookie", "set-cookie", "sec-websocket-protocol"})
 
 
+_SENSITIVE_PART = re.compile("|".join(SENSITIVE_NAME_PARTS), re.IGNORECASE)  # one C-level scan per name
+
+
 def is_sensitive_name(name: str, exact: Iterable[str] = ()) -> bool:
     """True when `name` (a query key or header name) matches a sensitive part, or is one of `exact`."""
-    lower = name.lower()
-    return lower in exact or any(part in lower for part in SENSITIVE_NAME_PARTS)
+    return name.lower() in exact or _SENSITIVE_PART.search(name) is not None
 
 
 def is_sensitive_query_key(name: str, extra_keys: Iterable[str] = ()) -> bool:

@@ -93,6 +93,8 @@ def settings_options(func: F) -> F:
         click.option("--trust-proxy/--no-trust-proxy", default=None, help=_flag_help("trust_proxy")),
         click.option("--replica-id", default=None, metavar="NAME", help=_flag_help("replica_id")),
         click.option("--metrics/--no-metrics", default=None, help=_flag_help("metrics")),
+        click.option("--metrics-allow", default=None, metavar="IPS", help=_flag_help("metrics_allow")),
+        click.option("--metrics-bind", default=None, metavar="HOST:PORT", help=_flag_help("metrics_bind")),
         click.argument("target", required=False),
     ]
     for option in reversed(options):

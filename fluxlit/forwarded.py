@@ -61,13 +61,25 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def forwarded_client(peer: str, x_forwarded_for: str, networks: Iterable[Network]) -> str:
-    """The first untrusted address walking the chain right to left (the last hop a trusted proxy saw)."""
+    """The first untrusted address walking the chain right to left (the last hop a trusted proxy saw).
+
+    Entries that are not IP addresses (`unknown`, `<script>`, a host name) are skipped, as nginx's realip
+    module does: the client address the API and the logs see is always an address or the peer itself.
+    """
     nets = tuple(networks)
-    chain = [hop.strip() for hop in x_forwarded_for.split(",") if hop.strip()]
+    chain = x_forwarded_for.split(",")
     current = peer
     while chain and is_trusted(current, nets):
-        current = chain.pop()
+        hop = chain.pop().strip()
+        # Checked lazily, right to left, and never cached when longer than any address: the left entries
+        # are whatever the client wrote.
+        if len(hop) <= _MAX_ADDRESS_CHARS and _address(hop) is not None:
+            current = hop
     return current
+
+
+# The longest textual client address: a bracketed IPv6 ending in an IPv4 (a zoned link-local one is no client).
+_MAX_ADDRESS_CHARS = len("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]")
 
 
 def forwarded_scheme(value: str, websocket: bool) -> str | None:

@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import quote
 
-import anyio
-
 from fluxlit.access import AccessObserver
 from fluxlit.app import FluxLit
 from fluxlit.asgi import ASGIApp, Message, Receive, Scope, Send, send_json, send_text
+from fluxlit.body_deadline import BodyDeadline, BodyRate
 from fluxlit.forwarded import (
     FORWARDED_HEADERS,
     Network,
@@ -20,13 +19,18 @@ from fluxlit.forwarded import (
     is_trusted,
     parse_trusted,
 )
+from fluxlit.internal_access import InternalAccess, internal_access_for
 from fluxlit.paths import DOCS_PATHS, is_under, normalize_mount, strip_mount
+from fluxlit.refusals import Refusal, RequestLimits, target_refusal, version_refusal
 from fluxlit.request_id import REQUEST_ID_HEADER, pick_request_id
-from fluxlit.settings import DEFAULTS, Settings
+from fluxlit.settings import DEFAULTS, Settings, bind_port
 from fluxlit.upstream_status import UpstreamStatus, UpstreamStatusSource, no_upstream
 
 NO_UPSTREAM_RETRY_AFTER = b"5"
 REPLICA_HEADER = b"x-fluxlit-replica"
+DEFAULT_BODY_RATE = BodyRate(DEFAULTS.body_min_rate_bytes_s, DEFAULTS.body_min_rate_window_s)
+DEFAULT_LIMITS = RequestLimits(DEFAULTS.max_url_bytes, DEFAULTS.max_header_bytes, DEFAULTS.allow_encoded_slashes)
+LOOPBACK_ONLY = InternalAccess()
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,17 @@ class Gateway:
         proxy: ASGIApp | None = None,
         observer: AccessObserver | None = None,
         body_read_timeout_s: float = DEFAULTS.body_read_timeout_s,
+        body_min_rate: BodyRate | None = DEFAULT_BODY_RATE,
+        limits: RequestLimits = DEFAULT_LIMITS,
+        internal_access: InternalAccess = LOOPBACK_ONLY,
     ) -> None:
+        """`body_min_rate` None lets a body arrive as slowly as each read's deadline allows; `internal_access`
+        says who may read the `routes.internal` endpoints (loopback only by default)."""
         self.api = api
         self.body_read_timeout_s = body_read_timeout_s
+        self.body_min_rate = body_min_rate
+        self.limits = limits
+        self.internal_access = internal_access
         self.observer = observer
         self.routes = routes
         self.upstream_status = upstream_status
@@ -78,26 +90,39 @@ class Gateway:
             await self.api(scope, receive, send)
             return
         routes = self.routes
-        request_id, has_body = _prepare_headers(scope, routes.trusted_proxies, self._trusted_peers)
-        refusal = _refusal(scope)
+        limits = self.limits
+        request_id, has_body = _prepare_headers(
+            scope, routes.trusted_proxies, self._trusted_peers, limits.max_header_bytes
+        )
+        refusal = _refusal(scope, limits)
         if refusal is not None:
             await _refuse(scope, self._stamped(send, request_id, kind), *refusal)
             return
         rel = strip_mount(scope["path"], scope.get("raw_path"), routes.root_path)
-        if is_under(rel.path, routes.api_prefix):
+        route = rel.route  # decisions read the raw path's segments; handlers get the decoded path too
+        access = self.internal_access
+        if access.port is not None and access.on_dedicated_port(scope.get("server")):
+            # The internal port serves the internal endpoints and nothing else: no second way into the app.
+            if kind == "http" and route in routes.internal and _admits(access, scope):
+                await routes.internal[route](scope, receive, self._stamped(send, request_id, kind))
+                return
+            dispatch, handler = "internal", self._to_not_found
+        elif is_under(route, routes.api_prefix):
             dispatch, handler = "api", self._to_api
-        elif kind == "http" and rel.path in routes.internal:
-            # Scrapes and other internal endpoints are not traffic: no access line, no request metrics.
-            await routes.internal[rel.path](scope, receive, self._stamped(send, request_id, kind))
-            return
-        elif kind == "http" and rel.path in DOCS_PATHS and scope["method"] in ("GET", "HEAD"):
+        elif kind == "http" and route in routes.internal:
+            if access.port is None and _admits(access, scope):
+                # Scrapes and other internal endpoints are not traffic: no access line, no request metrics.
+                await routes.internal[route](scope, receive, self._stamped(send, request_id, kind))
+                return
+            dispatch, handler = "internal", self._to_not_found  # a probe of it is traffic, and logged
+        elif kind == "http" and route in DOCS_PATHS and scope["method"] in ("GET", "HEAD"):
             dispatch, handler = "internal", self._to_docs
         else:
             dispatch, handler = "proxy", self._to_proxy
         # Only a request that declares a body pays for the deadline (an object, and a timer per body read).
         deadline = None
         if has_body:
-            deadline = BodyDeadline(receive, self.body_read_timeout_s)
+            deadline = BodyDeadline(receive, self.body_read_timeout_s, self.body_min_rate)
             receive = deadline.receive
         observer = self.observer
         if observer is None:
@@ -123,6 +148,12 @@ class Gateway:
 
     async def _to_docs(self, scope: Scope, receive: Receive, send: Send, path: str, raw_path: bytes) -> None:
         await _redirect_to_api(scope, send, self._api_root + path)
+
+    async def _to_not_found(self, scope: Scope, receive: Receive, send: Send, path: str, raw_path: bytes) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "not found"})
+            return
+        await send_text(send, 404, "Not Found\n")
 
     async def _to_api(self, scope: Scope, receive: Receive, send: Send, path: str, raw_path: bytes) -> None:
         full = self.routes.root_path + path
@@ -191,11 +222,19 @@ def _not_ready_payload(status: UpstreamStatus) -> dict[str, object]:
     return payload
 
 
+def _admits(access: InternalAccess, scope: Scope) -> bool:
+    state = scope["state"]
+    return access.admits(state["fluxlit_peer"], state.get("forwarded_client"))
+
+
 def _prepare_headers(
-    scope: Scope, trusted: tuple[Network, ...], trusted_peers: dict[str | None, bool]
+    scope: Scope, trusted: tuple[Network, ...], trusted_peers: dict[str | None, bool], max_header_bytes: int
 ) -> tuple[str, bool]:
-    """One pass over the request headers: pick the request id, keep X-Forwarded-* only from trusted peers, and
-    tell whether a body may follow (returned with the request id).
+    """One pass over the request headers: pick the request id, keep X-Forwarded-* only from trusted peers,
+    measure the header block, and tell whether a body may follow (returned with the request id).
+
+    The block is measured as on the wire, `name: value` and CRLF per field, whatever chunks it arrived in:
+    h11 bounds only a head still incomplete after a read (h11 issue 182), so its limit is set above ours.
 
     A trusted peer's X-Forwarded-For/Proto set the client and scheme the API sees; from anyone else those
     headers are dropped so neither the API nor Streamlit can be fooled by them. ``trusted_peers`` remembers the
@@ -212,7 +251,10 @@ def _prepare_headers(
     xff = proto = None
     kept = []
     framing = 0
-    for name, value in scope["headers"]:
+    inbound_headers = scope["headers"]
+    header_bytes = 4 * len(inbound_headers)
+    for name, value in inbound_headers:
+        header_bytes += len(name) + len(value)
         if name == b"content-length":
             framing |= _HAS_LENGTH if value == b"0" else _HAS_LENGTH | _HAS_BODY
         elif name == b"transfer-encoding":
@@ -234,9 +276,15 @@ def _prepare_headers(
     state = scope.setdefault("state", {})
     state["request_id"] = request_id
     state["fluxlit_peer"] = peer
-    if len(kept) > MAX_HEADER_FIELDS:
+    version = scope.get("http_version", "1.1")
+    refusal = None if version in _LENGTH_FRAMED_VERSIONS else version_refusal(version)
+    if refusal is not None:  # a version we do not speak: nothing else about the request can be trusted
+        state["fluxlit_refusal"] = refusal
+    elif len(kept) > MAX_HEADER_FIELDS:
         state["fluxlit_refusal"] = (431, "Too many header fields.")
-    elif framing & _HAS_CHUNKED and (framing & _HAS_LENGTH or scope.get("http_version") == "1.0"):
+    elif header_bytes > max_header_bytes:
+        state["fluxlit_refusal"] = (431, f"The request's header fields exceed {max_header_bytes} bytes in total.")
+    elif framing & _HAS_CHUNKED and (framing & _HAS_LENGTH or version == "1.0"):
         # RFC 9112 6.1: ambiguous framing is a smuggling vector; refuse it and close the connection.
         state["fluxlit_refusal"] = (400, "Content-Length with Transfer-Encoding, or chunked HTTP/1.0, is refused.")
     if trust:  # a trusted peer may have no address (a unix socket under '*')
@@ -250,7 +298,7 @@ def _prepare_headers(
         return request_id, False
     # HTTP/2 and 3 frame bodies themselves: without Content-Length any request may carry one.
     return request_id, bool(framing & _HAS_BODY) or (
-        not framing & _HAS_LENGTH and scope.get("http_version", "1.1") not in _LENGTH_FRAMED_VERSIONS
+        not framing & _HAS_LENGTH and version not in _LENGTH_FRAMED_VERSIONS
     )
 
 
@@ -260,19 +308,11 @@ _HAS_LENGTH, _HAS_CHUNKED, _HAS_BODY = 1, 2, 4
 _LENGTH_FRAMED_VERSIONS = ("1.1", "1.0")
 
 
-def _refusal(scope: Scope) -> tuple[int, str] | None:
-    """Requests refused before routing: bad framing or headers (found in _prepare_headers) and paths that
-    a proxy in front would resolve differently than we route them."""
-    refusal: tuple[int, str] | None = scope["state"].get("fluxlit_refusal")
-    if refusal is not None:
-        return refusal
-    raw = scope.get("raw_path")
-    path = scope["path"]
-    if not (raw if raw is not None else path.encode("utf-8", "surrogateescape")).startswith(b"/"):
-        return 400, "Only origin-form request targets (starting with '/') are served."
-    if "/." in path and any(segment in (".", "..") for segment in path.split("/")):
-        return 400, "Paths with '.' or '..' segments are refused."
-    return None
+def _refusal(scope: Scope, limits: RequestLimits) -> Refusal | None:
+    """Requests refused before routing: a version we do not speak, bad framing or headers (found by
+    _prepare_headers), and targets too long or that a proxy in front would route differently (fluxlit.refusals)."""
+    refusal: Refusal | None = scope["state"].get("fluxlit_refusal")
+    return refusal if refusal is not None else target_refusal(scope, limits)
 
 
 async def _refuse(scope: Scope, send: Send, status: int, text: str) -> None:
@@ -280,60 +320,6 @@ async def _refuse(scope: Scope, send: Send, status: int, text: str) -> None:
         await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})
         return
     await send_text(send, status, text + "\n", [(b"connection", b"close")])
-
-
-class BodyDeadline:
-    """Bounds each wait for request body data by FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S.
-
-    When a wait runs out before a response started, the client gets 408 with ``Connection: close`` (the server
-    then closes the connection); after a response started, that response is cut off instead, which closes the
-    connection mid-response. Either way the app's receive() answers ``http.disconnect`` from then on and
-    whatever the app still sends is dropped. Once the body is complete receive() is not timed again, so a
-    long download or an app waiting for the disconnect is never cut.
-    """
-
-    __slots__ = ("_complete", "_expired", "_receive", "_send", "_started", "timeout")
-
-    def __init__(self, receive: Receive, timeout: float) -> None:
-        self._receive = receive
-        self.timeout = timeout
-        self._send: Send | None = None
-        self._complete = self._expired = self._started = False
-
-    async def receive(self) -> Message:
-        if self._complete:
-            return await self._receive()
-        if self._expired:
-            return {"type": "http.disconnect"}
-        with anyio.move_on_after(self.timeout):
-            message = await self._receive()
-            self._complete = message["type"] != "http.request" or not message.get("more_body", False)
-            return message
-        return await self._expire()
-
-    def guard(self, send: Send) -> Send:
-        """`send` as the app should use it: noting when the response starts, silent once the deadline passed."""
-        self._send = send
-
-        async def guarded(message: Message) -> None:
-            if self._expired:
-                return
-            if message["type"] == "http.response.start":
-                self._started = True
-            await send(message)
-
-        return guarded
-
-    async def _expire(self) -> Message:
-        self._expired = True
-        if not self._started and self._send is not None:
-            await send_text(
-                self._send,
-                408,
-                f"The request body stalled: no data for {self.timeout:g} s.\n",
-                [(b"connection", b"close")],
-            )
-        return {"type": "http.disconnect"}
 
 
 _HTTP_STARTS = ("http.response.start",)
@@ -395,6 +381,7 @@ def build_gateway(
         trusted_proxies=parse_trusted(base.forwarded_allow_ips),
         replica_id=base.replica_id,
     )
+    metrics_allow = base.metrics_allow
     return Gateway(
         api,
         routes,
@@ -402,4 +389,19 @@ def build_gateway(
         proxy=proxy,
         observer=observer,
         body_read_timeout_s=base.body_read_timeout_s,
+        body_min_rate=BodyRate(base.body_min_rate_bytes_s, base.body_min_rate_window_s)
+        if base.body_min_rate_bytes_s
+        else None,
+        limits=RequestLimits(
+            max_url_bytes=base.max_url_bytes,
+            max_header_bytes=base.max_header_bytes,
+            allow_encoded_slashes=base.allow_encoded_slashes,
+        ),
+        internal_access=internal_access_for(
+            routes.trusted_proxies,
+            allow=parse_trusted(metrics_allow, where="FLUXLIT_GATEWAY_PROMETHEUS_METRICS_ALLOW")
+            if metrics_allow
+            else None,
+            port=bind_port(base.metrics_bind) if base.metrics_bind else None,
+        ),
     )

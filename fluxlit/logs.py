@@ -26,6 +26,30 @@ _LEVELS = {
 }
 
 
+# Longest string a log field keeps: clients choose paths, queries and header values, and one 100 KB line
+# breaks log shippers (and fills disks) long before it helps a reader. Tracebacks are never cut.
+MAX_FIELD_CHARS = 2048
+
+
+def cap_text(value: str) -> str:
+    """`value`, cut to MAX_FIELD_CHARS with a note of how much was dropped."""
+    if len(value) <= MAX_FIELD_CHARS:
+        return value
+    return f"{value[:MAX_FIELD_CHARS]}...[{len(value) - MAX_FIELD_CHARS} more chars]"
+
+
+def cap_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """Every top-level string field of a log line cut by cap_text, in place."""
+    for key, value in event.items():
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            event[key] = cap_text(value)
+    return event
+
+
+def _cap_fields(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    return cap_fields(event)
+
+
 def _add_request_id(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
     request_id = REQUEST_ID.get()
     if request_id is not None:
@@ -58,7 +82,10 @@ class _FastJsonLines:
             "logger": logger_name,
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z",
         }
-        text = json.dumps(line, default=str) + "\n"
+        text = json.dumps(line, default=str)
+        if len(text) > MAX_FIELD_CHARS:  # only a line this long can hold a field over the cap: the rest skip it
+            text = json.dumps(cap_fields(line), default=str)
+        text += "\n"
         with self.lock:  # one write per line: never interleaved with other lines
             self.stream.write(text)
             self.stream.flush()
@@ -124,6 +151,8 @@ def _shared_processors() -> list[Any]:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Before the renderers format exc_info: a traceback is kept whole.
+        _cap_fields,
     ]
 
 

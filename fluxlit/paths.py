@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from fluxlit.errors import ConfigError
 
@@ -38,24 +39,49 @@ def is_under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
+# An encoded '/' or '\' (RFC 3986 2.2: an escaped delimiter is data, not a delimiter); captured for re.split.
+ENCODED_SEPARATOR = re.compile(rb"(%2[fF]|%5[cC])")
+_PERCENT = ord("%")  # `37 in raw` is several times cheaper than `b"%" in raw`
+
+
+def routing_path(raw_path: bytes) -> str:
+    """The path routing reads: `raw_path` decoded segment by segment, split only at its literal '/'.
+
+    An encoded '/' or '\\' stays escaped text inside its segment (as `%2F` / `%5C`), so `/api%2Fhealthz` is one
+    segment, not `/api` + `/healthz`: a proxy in front that routes on the raw path and the gateway agree on
+    what is under a prefix. Every other escape is decoded, so `/%61pi/x` is under `/api`.
+    """
+    if _PERCENT not in raw_path:
+        return raw_path.decode("latin-1")
+    pieces = ENCODED_SEPARATOR.split(raw_path)  # text, separator, text, ...
+    return "".join(
+        piece.upper().decode("ascii") if index % 2 else unquote(piece.decode("latin-1"))
+        for index, piece in enumerate(pieces)
+    )
+
+
 @dataclass(frozen=True)
 class RelativePath:
-    """A request path with the public mount removed, in both decoded and raw (byte-exact) form."""
+    """A request path with the public mount removed: decoded, raw (byte-exact), and as routing reads it."""
 
     path: str
     raw_path: bytes
+    route: str
 
 
 def strip_mount(path: str, raw_path: bytes | None, mount: str) -> RelativePath:
-    """Remove the mount when present; a request without it (behind a strip-prefix proxy) passes unchanged."""
+    """Remove the mount when present; a request without it (behind a strip-prefix proxy) passes unchanged.
+
+    Whether the mount is present is read from the raw path's segments (see routing_path); the raw path is
+    then cut after the mount's segments, byte-exact, however the client spelled them.
+    """
     raw = raw_path if raw_path is not None else quote(path).encode("ascii")
-    if not mount or not is_under(path, mount):
-        return RelativePath(path, raw)
-    rel = path[len(mount) :] or "/"
-    mount_bytes = mount.encode("ascii")
-    if raw.startswith(mount_bytes) and (len(raw) == len(mount_bytes) or raw[len(mount_bytes)] == ord("/")):
-        rel_raw = raw[len(mount_bytes) :] or b"/"
-    else:
-        # The mount was spelled with escapes (e.g. %2F); fall back to a canonical encoding of what we matched.
-        rel_raw = quote(rel).encode("ascii")
-    return RelativePath(rel, rel_raw)
+    # Without escapes the raw path is the decoded one (servers decode it from these ASCII bytes).
+    route = routing_path(raw) if _PERCENT in raw else path
+    if not mount or not is_under(route, mount):
+        return RelativePath(path, raw, route)
+    # The mount's own segments hold no escaped separator (it has no '%'), so it is a prefix of the decoded path.
+    depth = mount.count("/")
+    cut = raw.split(b"/", depth + 1)
+    rel_raw = b"/" + cut[depth + 1] if len(cut) > depth + 1 else b"/"
+    return RelativePath(path[len(mount) :] or "/", rel_raw, route[len(mount) :] or "/")

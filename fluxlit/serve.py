@@ -320,16 +320,20 @@ class ServePlan:
             max_failures=settings.restart_max_failures,
             failure_window=settings.restart_failure_window_s,
         )
+        # The metrics bind is plain HTTP, beside the public binds (and under TLS beside the loopback one).
+        metrics_binds = [settings.metrics_bind] if settings.metrics_bind else []
+        plain_extra = [f"127.0.0.1:{loopback_port}"] if loopback_port else []
+        plain_extra += metrics_binds if settings.certfile else []
         self.serve = ServeConfig(
-            binds=public_binds(settings),
+            binds=(*public_binds(settings), *([] if settings.certfile else metrics_binds)),
             certfile=settings.certfile,
             keyfile=settings.keyfile,
             graceful_timeout=settings.graceful_timeout_s,
             hypercorn_options={
-                **HYPERCORN_OPTIONS,
+                **hypercorn_options(settings),
                 # hypercorn reassembles each browser message up to this, per connection; the budget bounds them all.
                 "websocket_max_message_size": settings.max_ws_client_message_bytes,
-                **({"insecure_bind": [f"127.0.0.1:{loopback_port}"]} if loopback_port else {}),
+                **({"insecure_bind": plain_extra} if plain_extra else {}),
             },
             websocket=WebSocketLimits(
                 ping_interval=settings.ws_ping_interval_s or None,
@@ -355,14 +359,13 @@ def _not_configured() -> UpstreamStatus:
     return UpstreamStatus("not_configured")
 
 
-# Hypercorn settings the gateway relies on (see TRAPS.md): our own access log and bounded header size.
+# Hypercorn settings the gateway relies on (see TRAPS.md): our own access log; header sizes: hypercorn_options.
 # Not hypercorn's WebSocket pings: in hypercorn 0.18 its ping loop outlives a closed WebSocket by up to one
 # interval, and every graceful stop after a browser session then waited the full --graceful-timeout (11.6 s
 # instead of 0.5 s, measured). Browsers are pinged by the supervisor's watchdog instead (ServeConfig.websocket,
 # --ws-ping-interval), which ends with its WebSocket.
 HYPERCORN_OPTIONS: dict[str, Any] = {
     "accesslog": None,
-    "h11_max_incomplete_size": 64 * 1024,
     "websocket_ping_interval": None,
     # The idle timer is also hypercorn's only header deadline: uvicorn's 5 s cuts trickled headers early. (It used
     # to bound an fd leak too; supervisor/hypercorn_fixes.py now frees a client-closed connection at once.)
@@ -371,6 +374,27 @@ HYPERCORN_OPTIONS: dict[str, Any] = {
     # (bench/api_profile.py); a proxied response keeps no upstream `server` either (proxy/headers.py).
     "include_server_header": False,
 }
+
+
+def hypercorn_options(settings: Settings) -> dict[str, Any]:
+    """HYPERCORN_OPTIONS with the parsers' header limits set above the gateway's own ones, which decide.
+
+    h11 bounds a request head only while it is incomplete after a read (h11 issue 182: one chunk passes, the
+    same bytes trickled fail), so its limit is a memory backstop above request line + header block; h2's
+    header list (RFC 7541 counts 32 bytes a field) likewise. The gateway's count answers 431 either way.
+    """
+    from fluxlit.gateway import MAX_HEADER_FIELDS
+
+    head = settings.max_url_bytes + settings.max_header_bytes + _HEAD_SLACK_BYTES
+    return {
+        "h11_max_incomplete_size": head,
+        "h2_max_header_list_size": head + 32 * MAX_HEADER_FIELDS,
+        **HYPERCORN_OPTIONS,  # last, so a benchmark variant that updates HYPERCORN_OPTIONS wins
+    }
+
+
+# Method, version, CRLFs and HTTP/2's pseudo-header names around the request target and header block.
+_HEAD_SLACK_BYTES = 4096
 
 
 # The default reassembly budget: a quarter of the memory limit, shared among the gateway processes, and never so

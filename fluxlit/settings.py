@@ -140,6 +140,21 @@ def parse_replica_id(value: Any, where: str) -> str:
     return text
 
 
+def parse_metrics_bind(value: Any, where: str) -> str:
+    text = parse_str(value, where).strip()
+    if not text:
+        return ""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or host.startswith("unix") or parse_port(port, where) == 0:
+        raise _bad(where, value, "one HOST:PORT with an explicit port, e.g. 0.0.0.0:9100 or [::]:9100")
+    return text
+
+
+def bind_port(bind: str) -> int:
+    """The port of a HOST:PORT bind already checked by parse_binds / parse_metrics_bind."""
+    return int(bind.rpartition(":")[2])
+
+
 MAX_WORKERS = 64
 
 
@@ -304,6 +319,59 @@ class Settings:
         "RAM), shared among --workers.",
         _positive(int, allow_zero=True),
     )
+    # --- gateway hardening (issue 15): request limits, body pace, metrics access ---
+    max_url_bytes: int = _setting(
+        8192,
+        "FLUXLIT_GATEWAY_MAX_URL_BYTES",
+        None,
+        "Longest request target (path and query) served; longer gets 414.",
+        _positive(int, allow_zero=False, example="8192"),
+    )
+    max_header_bytes: int = _setting(
+        65536,
+        "FLUXLIT_GATEWAY_MAX_HEADER_BYTES",
+        None,
+        "Largest request header block (all fields, as on the wire) served, however it arrives; larger gets 431.",
+        _positive(int, allow_zero=False, example="65536"),
+    )
+    allow_encoded_slashes: bool = _setting(
+        False,
+        "FLUXLIT_GATEWAY_ALLOW_ENCODED_SLASHES",
+        None,
+        "Serve paths holding %2F, %5C or a backslash (else 400); they then stay inside their path segment.",
+        parse_bool,
+    )
+    body_min_rate_bytes_s: int = _setting(
+        1024,
+        "FLUXLIT_GATEWAY_BODY_MIN_RATE_BYTES_S",
+        None,
+        "Slowest average pace of a request body in bytes/s (0 = no minimum); a body that falls further behind "
+        "than FLUXLIT_GATEWAY_BODY_MIN_RATE_WINDOW_S gets 408 and the connection is closed.",
+        _positive(int, allow_zero=True, example="1024"),
+    )
+    body_min_rate_window_s: float = _setting(
+        10.0,
+        "FLUXLIT_GATEWAY_BODY_MIN_RATE_WINDOW_S",
+        None,
+        "Seconds a request body may fall behind its minimum rate (its lag allowance; it also bounds a stall).",
+        _positive(float, allow_zero=False, example="10"),
+    )
+    metrics_allow: str = _setting(
+        "",
+        "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_ALLOW",
+        "--metrics-allow",
+        "Clients (IPs or CIDRs, comma separated; '*' for any) that may read the metrics endpoint; default: "
+        "loopback and --forwarded-allow-ips peers (anyone on --metrics-bind). Others get 404.",
+        parse_forwarded_allow_ips,
+    )
+    metrics_bind: str = _setting(
+        "",
+        "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND",
+        "--metrics-bind",
+        "HOST:PORT serving the metrics endpoint alone (plain HTTP), e.g. 0.0.0.0:9100; the public binds then "
+        "answer 404 there.",
+        parse_metrics_bind,
+    )
     on_child_exit: str = _setting(
         "restart",
         "FLUXLIT_ON_CHILD_EXIT",
@@ -424,6 +492,8 @@ def _check_combination(s: Settings) -> None:
             f"FLUXLIT_GATEWAY_PROMETHEUS_METRICS_PATH={s.metrics_path!r} lies under the API prefix "
             f"{s.api_mount_path!r}: choose a path outside it, e.g. '/__fluxlit/metrics'"
         )
+    if s.metrics_bind:
+        _check_metrics_bind(s)
     if bool(s.certfile) != bool(s.keyfile):
         raise ConfigError(
             "TLS needs both --certfile and --keyfile (FLUXLIT_CERTFILE / FLUXLIT_KEYFILE): one is missing"
@@ -433,6 +503,15 @@ def _check_combination(s: Settings) -> None:
             f"FLUXLIT_RESTART_BACKOFF_INITIAL_S={s.restart_backoff_initial_s} is larger than "
             f"FLUXLIT_RESTART_BACKOFF_MAX_S={s.restart_backoff_max_s}: lower the first or raise the second"
         )
+
+
+def _check_metrics_bind(s: Settings) -> None:
+    where = f"FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND={s.metrics_bind!r}"
+    if not s.metrics:
+        raise ConfigError(f"{where} is set but metrics are off (--no-metrics): drop one of them")
+    public = [bind_port(b) for b in s.binds if not b.startswith("unix:")] if s.binds else [s.port]
+    if bind_port(s.metrics_bind) in public:
+        raise ConfigError(f"{where} uses the public port {bind_port(s.metrics_bind)}: choose another, e.g. 9100")
 
 
 SETTING_SPECS: tuple[SettingSpec, ...] = tuple(

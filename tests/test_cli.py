@@ -158,3 +158,19 @@ def test_the_ping_flags_show_in_config_with_their_source(runner: CliRunner) -> N
     assert result.exit_code == 0
     rows = {line.split()[0]: line.split()[1:3] for line in result.output.splitlines() if line.startswith("ws_ping")}
     assert rows == {"ws_ping_interval_s": ["0.0", "cli"], "ws_ping_timeout_s": ["5.0", "cli"]}
+
+
+def test_metrics_access_flags_reach_the_settings(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main, ["config", "--metrics-allow", "10.0.0.0/8", "--metrics-bind", "0.0.0.0:9100", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)["settings"]}
+    assert (rows["metrics_allow"]["value"], rows["metrics_allow"]["source"]) == ("10.0.0.0/8", "cli")
+    assert (rows["metrics_bind"]["value"], rows["metrics_bind"]["flag"]) == ("0.0.0.0:9100", "--metrics-bind")
+
+
+def test_a_metrics_bind_on_the_public_port_exits_2_with_the_fix(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["serve", "--port", "8000", "--metrics-bind", "0.0.0.0:8000"])
+    assert result.exit_code == 2
+    assert "uses the public port 8000: choose another, e.g. 9100" in result.output

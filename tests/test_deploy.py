@@ -147,3 +147,24 @@ def test_run_all_proxy_smokes_checks_every_published_site() -> None:
     text = (SMOKE_KIT / "run-all-proxy-smokes.sh").read_text()
     for url in ("http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8083", "https://127.0.0.1:8444"):
         assert url in text
+
+
+def test_kubernetes_scrapes_metrics_on_their_own_port_which_the_service_does_not_expose() -> None:
+    from fluxlit.settings import DEFAULTS, bind_port
+
+    deployment = yaml.safe_load((DEPLOY / "kubernetes" / "deployment.yaml").read_text())
+    template = deployment["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    port = bind_port(env["FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND"])
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert (int(annotations["prometheus.io/port"]), annotations["prometheus.io/path"]) == (port, DEFAULTS.metrics_path)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == port != ports["http"]
+    service = yaml.safe_load((DEPLOY / "kubernetes" / "service.yaml").read_text())
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    policy = yaml.safe_load((DEPLOY / "kubernetes" / "networkpolicy.yaml").read_text())
+    rules = {tuple(p["port"] for p in rule["ports"]): rule.get("from") for rule in policy["spec"]["ingress"]}
+    assert rules[("http",)] is None  # open to all
+    assert rules[("metrics",)]  # only from the monitoring namespace

@@ -21,6 +21,14 @@ from fluxlit.forwarded import forwarded_client, forwarded_scheme, is_trusted, pa
         ("8.8.8.8", "1.2.3.4", "10.0.0.0/8", "8.8.8.8"),
         ("10.0.0.5", "10.0.0.7", "10.0.0.0/8", "10.0.0.7"),
         ("::1", "2001:db8::1", "::1", "2001:db8::1"),
+        # Entries that are not IP addresses are skipped, as nginx's realip does (issue 15: `<script>` was believed).
+        ("10.0.0.5", "<script>", "10.0.0.0/8", "10.0.0.5"),
+        ("10.0.0.5", "1.2.3.4, <script>", "10.0.0.0/8", "1.2.3.4"),
+        ("10.0.0.5", "unknown, 10.0.0.9", "10.0.0.0/8", "10.0.0.9"),
+        ("10.0.0.5", "1.2.3.4, evil.example, , 10.0.0.9", "10.0.0.0/8", "1.2.3.4"),
+        ("10.0.0.5", "1.2.3.4:8080", "10.0.0.0/8", "10.0.0.5"),
+        ("10.0.0.5", "[2001:db8::7]", "10.0.0.0/8", "[2001:db8::7]"),
+        ("10.0.0.5", "1.2.3.4, " + "9" * 10_000, "10.0.0.0/8", "1.2.3.4"),
     ],
 )
 def test_forwarded_client_walks_right_to_left_past_trusted_hops(
@@ -75,6 +83,12 @@ def test_trusted_peer_sets_client_and_scheme(gateway_test_client_factory: Any) -
     client = gateway_test_client_factory(whoami_app(), settings=Settings(forwarded_allow_ips="*"))
     body = client.get("/api/whoami", headers=FORGED).json()
     assert body == {"client": "6.6.6.6", "scheme": "https", "xff": "6.6.6.6", "xfh": "evil.example"}
+
+
+def test_a_forwarded_for_that_is_no_address_never_becomes_the_client(gateway_test_client_factory: Any) -> None:
+    client = gateway_test_client_factory(whoami_app(), settings=Settings(forwarded_allow_ips="*"))
+    body = client.get("/api/whoami", headers={"X-Forwarded-For": "<script>alert(1)</script>"}).json()
+    assert body["client"] == "testclient"
 
 
 def test_replica_header_is_sent_when_named(gateway_test_client_factory: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi import Request, WebSocket
 
-from fluxlit import FluxLit
+from fluxlit import FluxLit, Settings
 from fluxlit.upstream_status import UpstreamStatus
 
 
@@ -43,7 +43,13 @@ def seen(client: Any, url: str) -> dict[str, Any]:
         # Behind a strip-prefix proxy the mount is already gone; the API still sees the public path.
         ("/content/42", "/api/users", "/content/42/api/users", b"/content/42/api/users", "/content/42/api"),
         ("", "/api/caf%C3%A9%20x", "/api/café x", b"/api/caf%C3%A9%20x", "/api"),
-        ("", "/api/a%2Fb", "/api/a/b", b"/api/a%2Fb", "/api"),
+        (
+            "/content/42",
+            "/content/%34%32/api/users",
+            "/content/42/api/users",
+            b"/content/42/api/users",
+            "/content/42/api",
+        ),
     ],
 )
 def test_api_sees_public_path_raw_bytes_and_root_path(
@@ -51,6 +57,13 @@ def test_api_sees_public_path_raw_bytes_and_root_path(
 ) -> None:
     client = gateway_test_client_factory(echo_scope, root_path=mount)
     assert seen(client, url) == {"path": path, "raw_path": raw_path, "root_path": root_path}
+
+
+def test_with_encoded_slashes_allowed_the_api_gets_them_raw_inside_their_segment(
+    gateway_test_client_factory: Any,
+) -> None:
+    client = gateway_test_client_factory(echo_scope, settings=Settings(allow_encoded_slashes=True))
+    assert seen(client, "/api/a%2Fb") == {"path": "/api/a/b", "raw_path": b"/api/a%2Fb", "root_path": "/api"}
 
 
 def test_custom_api_prefix_routes_and_old_prefix_goes_to_the_proxy_slot(
@@ -169,7 +182,7 @@ def test_trust_verdicts_are_remembered_per_peer_up_to_a_bound(monkeypatch: pytes
     remembered: dict[str | None, bool] = {}
     for peer in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.1"):
         scope: dict[str, Any] = {"type": "http", "headers": [(b"x-forwarded-for", b"1.2.3.4")], "client": (peer, 1)}
-        gateway._prepare_headers(scope, parse_trusted("10.0.0.1"), remembered)
+        gateway._prepare_headers(scope, parse_trusted("10.0.0.1"), remembered, 65536)
         assert scope["state"].get("forwarded_client") == ("1.2.3.4" if peer == "10.0.0.1" else None)
     assert remembered == {"10.0.0.1": True, "10.0.0.2": False}
 

@@ -1,4 +1,4 @@
-"""The body deadline: each wait for request body data is bounded; bodiless requests, WebSockets, responses never."""
+"""Body deadline: waits for body data are bounded, a minimum pace is kept; bodiless requests, WebSockets never."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import anyio
 import pytest
 
 from fluxlit.access import AccessObserver
-from fluxlit.gateway import BodyDeadline, Gateway, GatewayRoutes, build_gateway
+from fluxlit.body_deadline import BodyDeadline, BodyRate
+from fluxlit.gateway import Gateway, GatewayRoutes, build_gateway
 from fluxlit.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -255,3 +256,105 @@ def test_build_gateway_takes_the_deadline_from_settings() -> None:
 
     assert build_gateway(api).body_read_timeout_s == 60.0
     assert build_gateway(api, Settings(body_read_timeout_s=2.5)).body_read_timeout_s == 2.5
+
+
+# --- the minimum body rate: a trickle is cut even when every part beats the per-read deadline ---
+
+RATE = BodyRate(bytes_per_s=1000, window_s=0.3)
+
+
+@pytest.mark.parametrize(
+    ("allowance", "waited", "received", "expected"),
+    [
+        (0.3, 0.1, 0, 0.2),  # waiting drains it
+        (0.2, 0.1, 50, 0.15),  # each byte buys back 1/1000 s
+        (0.3, 0.0, 10_000, 0.3),  # never more than the window: a burst buys no hour of stalling
+        (0.1, 0.1, 0, 0.0),
+    ],
+)
+def test_the_lag_allowance_drains_while_waiting_and_refills_per_byte(
+    allowance: float, waited: float, received: int, expected: float
+) -> None:
+    assert RATE.allowance_after(allowance, waited, received) == pytest.approx(expected)
+
+
+async def run_paced(steps: list[tuple[float, Message | None]], rate: BodyRate | None = RATE, **kw: Any) -> Exchange:
+    exchange = Exchange()
+
+    async def slot(scope: Any, receive: Any, send: Any) -> None:
+        await kw.get("app", reading_app)(scope, receive, send, exchange)
+
+    async def send(message: Any) -> None:
+        exchange.sent.append(message)
+
+    gateway = Gateway(slot, GatewayRoutes(), body_read_timeout_s=kw.get("timeout", 5.0), body_min_rate=rate)
+    with anyio.fail_after(10):
+        await gateway(http_scope(headers=[(b"content-length", b"100000")]), client_sending(*steps), send)
+    return exchange
+
+
+async def test_a_trickled_body_gets_408_once_it_falls_a_window_behind() -> None:
+    started = anyio.current_time()
+    exchange = await run_paced([(0.08, body(b"x", True)) for _ in range(50)])
+    took = anyio.current_time() - started
+    assert exchange.status == 408
+    assert exchange.headers[b"connection"] == b"close"
+    assert b"too slowly: under 1000 bytes/s on average for longer than 0.3 s" in exchange.sent[-1]["body"]
+    assert exchange.app_received[-1] == {"type": "http.disconnect"}
+    assert 0.25 <= took < 1.0
+
+
+async def test_a_burst_then_a_stall_longer_than_the_window_gets_408() -> None:
+    started = anyio.current_time()
+    exchange = await run_paced([(0, body(b"x" * 50_000, True)), (0, None)])
+    assert exchange.status == 408
+    assert anyio.current_time() - started < 1.0  # the 5 s per-read deadline did not decide
+
+
+async def test_a_body_keeping_the_rate_is_served_however_long_it_takes() -> None:
+    steps = [(0.05, body(b"x" * 100, True)) for _ in range(16)] + [(0.05, body(b"end", False))]
+    started = anyio.current_time()
+    exchange = await run_paced(steps)
+    assert anyio.current_time() - started > 2 * RATE.window_s
+    assert exchange.status == 200
+    assert exchange.sent[-1]["body"] == b"x" * 1600 + b"end"
+
+
+async def test_time_the_app_spends_not_reading_is_not_held_against_the_client() -> None:
+    """Backpressure (an upstream slow to take the body) is no slow client: only waits on receive() count."""
+
+    async def slow_reader(scope: Any, receive: Any, send: Any, exchange: Exchange) -> None:
+        received = b""
+        while True:
+            message = await receive()
+            received += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+            await anyio.sleep(0.2)  # longer than the window between parts, three times over
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": received})
+
+    exchange = await run_paced([(0, body(b"a", True)), (0, body(b"b", True)), (0, body(b"c", False))], app=slow_reader)
+    assert exchange.status == 200
+    assert exchange.sent[-1]["body"] == b"abc"
+
+
+async def test_without_a_rate_only_the_per_read_deadline_cuts() -> None:
+    exchange = await run_paced([(0.08, body(b"x", True)) for _ in range(10)] + [(0, body(b"", False))], rate=None)
+    assert exchange.status == 200
+
+
+async def test_the_per_read_deadline_still_decides_when_it_is_shorter_than_the_allowance() -> None:
+    exchange = await run_paced([(0, None)], timeout=0.1)
+    assert exchange.status == 408
+    assert b"no data for 0.1 s" in exchange.sent[-1]["body"]
+
+
+def test_build_gateway_takes_the_rate_from_settings_and_0_turns_it_off() -> None:
+    async def api(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    assert build_gateway(api).body_min_rate == BodyRate(1024, 10.0)
+    custom = Settings(body_min_rate_bytes_s=4096, body_min_rate_window_s=2.5)
+    assert build_gateway(api, custom).body_min_rate == BodyRate(4096, 2.5)
+    assert build_gateway(api, Settings(body_min_rate_bytes_s=0)).body_min_rate is None

@@ -20,7 +20,7 @@ import pytest
 from hypercorn.asyncio import serve
 
 from fluxlit.gateway import build_gateway
-from fluxlit.serve import HYPERCORN_OPTIONS
+from fluxlit.serve import hypercorn_options
 from fluxlit.settings import Settings
 from supervisor.serve import ServeConfig, build_hypercorn_config
 
@@ -75,12 +75,13 @@ class Recorder:
 
 
 class GatewayServer:
-    """hypercorn serving the real gateway on a free loopback port, in a thread, with fluxlit's HYPERCORN_OPTIONS."""
+    """hypercorn serving the real gateway on a free loopback port, in a thread, with the hypercorn options
+    `fluxlit serve` would use for `settings`."""
 
     def __init__(self, settings: Settings | None = None, root_path: str | None = None, **overrides: Any) -> None:
         self.recorder = Recorder()
         self.gateway = build_gateway(self.recorder.api, settings, root_path=root_path, proxy=self.recorder.proxy)
-        options = {**HYPERCORN_OPTIONS, **overrides}
+        options = {**hypercorn_options(settings or Settings()), **overrides}
         self._listener = socket.socket()
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(128)  # connections queue until hypercorn accepts: no readiness wait needed
@@ -271,10 +272,12 @@ def test_absurd_chunk_size_never_completes_a_body(server: GatewayServer) -> None
 # --- oversized and numerous headers ---
 
 
+HEADER_LIMIT = Settings().max_header_bytes
+
+
 def test_header_block_far_over_the_limit_gets_431_and_close(server: GatewayServer) -> None:
-    """hypercorn 0.18 + h11 0.16 answer 431 (not a bare 400); the check runs after each 64 KiB read, so the
-    effective limit lies between h11_max_incomplete_size and twice that."""
-    limit = int(HYPERCORN_OPTIONS["h11_max_incomplete_size"])
+    """Far past h11's own backstop (hypercorn 0.18 + h11 0.16 answer 431 there, not a bare 400)."""
+    limit = int(hypercorn_options(Settings())["h11_max_incomplete_size"])
     data = b"GET /api/t HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * (2 * limit + 65536) + b"\r\n\r\n"
     reply = exchange(server.port, data)
     settle()
@@ -282,8 +285,8 @@ def test_header_block_far_over_the_limit_gets_431_and_close(server: GatewayServe
     assert server.recorder.seen == []
 
 
-def test_header_block_trickled_past_the_limit_gets_431(server: GatewayServer) -> None:
-    limit = int(HYPERCORN_OPTIONS["h11_max_incomplete_size"])
+def test_header_block_trickled_past_the_parsers_backstop_gets_431(server: GatewayServer) -> None:
+    limit = int(hypercorn_options(Settings())["h11_max_incomplete_size"])
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /api/t HTTP/1.1\r\nHost: a\r\nX-Big: ")
         sent = 0
@@ -303,12 +306,106 @@ def test_header_block_trickled_past_the_limit_gets_431(server: GatewayServer) ->
     assert server.recorder.seen == []
 
 
+def send_in_pieces(port: int, data: bytes, piece: int) -> Reply:
+    """Send `data` in `piece`-byte writes a moment apart (each its own TCP segment), then read the answer."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for offset in range(0, len(data), piece):
+            try:
+                sock.sendall(data[offset : offset + piece])
+            except (BrokenPipeError, ConnectionResetError):
+                break  # answered and closed before the head was complete
+            if piece < len(data):
+                time.sleep(0.002)
+        received = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                received += chunk
+    return Reply(received, True, time.monotonic() - started)
+
+
+def header_block_of(total: int) -> bytes:
+    """A GET whose header fields come to `total` bytes as the gateway counts them (`name: value` CRLF each)."""
+    fields = [b"Host: a", b"Connection: close"]
+    filler = total - sum(len(f) + 2 for f in fields) - len(b"X-Big: \r\n")
+    return b"GET /api/t HTTP/1.1\r\n" + b"".join(f + b"\r\n" for f in fields) + b"X-Big: " + b"a" * filler + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("piece", [1 << 20, 16384, 1024], ids=["one-write", "16KiB-pieces", "1KiB-pieces"])
+@pytest.mark.parametrize(
+    ("total", "status"), [(HEADER_LIMIT, 200), (HEADER_LIMIT + 1, 431), (HEADER_LIMIT + 4096, 431)]
+)
+def test_the_header_limit_holds_however_the_bytes_arrive(
+    server: GatewayServer, piece: int, total: int, status: int
+) -> None:
+    """h11 bounds a head only while it is incomplete after a read (h11 issue 182): a 68 KiB block sent in one
+    write was served while the same bytes in pieces got 431. The gateway counts the block itself."""
+    reply = send_in_pieces(server.port, header_block_of(total), piece)
+    settle()
+    assert reply.status == status
+    assert [s.path for s in server.recorder.seen] == (["/api/t"] if status == 200 else [])
+
+
 def test_too_many_header_fields_get_431(server: GatewayServer) -> None:
     fields = b"".join(b"X-H%d: v\r\n" % i for i in range(1000))
     reply = exchange(server.port, b"GET /api/t HTTP/1.1\r\nHost: a\r\n" + fields + b"\r\n")
     settle()
     assert (reply.status, reply.closed) == (431, True)
     assert server.recorder.seen == []
+
+
+# --- request line: versions we do not speak, targets too long ---
+
+
+@pytest.mark.parametrize("version", ["2.0", "3.0", "0.9", "9.9"])
+def test_a_request_line_claiming_another_major_version_gets_505_and_close(server: GatewayServer, version: str) -> None:
+    """h11 parses any `HTTP/d.d`; `HTTP/2.0` over HTTP/1 framing was served as if it were 1.1."""
+    reply = exchange(server.port, head(f"GET /api/t HTTP/{version}", "Host: a"))
+    settle()
+    assert (reply.status, reply.closed) == (505, True)
+    assert server.recorder.seen == []
+
+
+def test_a_higher_http1_minor_version_is_served_as_1_1(server: GatewayServer) -> None:
+    """RFC 9110 2.5: a recipient that implements the major version treats a higher minor version as its own."""
+    reply = exchange(server.port, head("GET /api/t HTTP/1.2", "Host: a", "Connection: close"))
+    assert reply.status == 200
+    assert server.recorder.paths() == ["/api/t"]
+
+
+URL_LIMIT = Settings().max_url_bytes
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        ("/api/" + "a" * (URL_LIMIT - 5), 200),
+        ("/api/" + "a" * (URL_LIMIT - 4), 414),
+        ("/api/t?q=" + "a" * (URL_LIMIT - 9), 200),
+        ("/api/t?q=" + "a" * (URL_LIMIT - 8), 414),
+        ("/" + "a" * 100 * 1024, 414),
+    ],
+    ids=["path-at-limit", "path-over", "query-at-limit", "query-over", "100KiB-proxied"],
+)
+def test_a_request_target_over_the_url_limit_gets_414_and_close(
+    server: GatewayServer, target: str, status: int
+) -> None:
+    reply = exchange(server.port, head(f"GET {target} HTTP/1.1", "Host: a", "Connection: close"))
+    settle()
+    assert reply.status == status
+    assert len(server.recorder.seen) == (1 if status == 200 else 0)
+    if status == 414:
+        assert reply.closed
+
+
+def test_the_url_limit_is_a_setting() -> None:
+    with GatewayServer(Settings(max_url_bytes=64)) as server:
+        assert exchange(server.port, head("GET /api/" + "a" * 60 + " HTTP/1.1", "Host: a")).status == 414
+        assert (
+            exchange(server.port, head("GET /api/" + "a" * 59 + " HTTP/1.1", "Host: a", "Connection: close")).status
+            == 200
+        )
 
 
 # --- slow clients: cut at a deadline, others served meanwhile ---
@@ -378,6 +475,39 @@ def test_stalled_body_is_cut_at_the_body_deadline(data: bytes) -> None:
     assert reply.responses == 1
     assert 0.9 <= reply.elapsed < 3.0
     assert server.recorder.paths() == ["/api/stall" if b"/api/" in data else "/stall"]
+    assert server.recorder.paths(complete_only=True) == []
+
+
+@pytest.mark.parametrize("target", ["/api/upload", "/upload"], ids=["api", "proxy"])
+def test_a_body_trickled_under_the_minimum_rate_gets_408_although_each_byte_beats_the_read_deadline(
+    target: str,
+) -> None:
+    """Issue 15: 1 byte every 4 s was held forever, each read within the 5 s per-read deadline. Here 1 byte
+    every 0.25 s against a 1 s lag allowance (the default is 10 s at 1 KiB/s): cut at about 1 s."""
+    settings = Settings(body_read_timeout_s=60.0, body_min_rate_window_s=1.0)
+    with GatewayServer(settings) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(head(f"POST {target} HTTP/1.1", "Host: a", "Content-Length: 1000"))
+            started = time.monotonic()
+            answer = b""
+            cut_after = None
+            for _ in range(40):  # at most 10 s
+                try:
+                    sock.sendall(b"x")
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                sock.settimeout(0.25)
+                with contextlib.suppress(TimeoutError):
+                    chunk = sock.recv(65536)
+                    answer += chunk
+                    if not chunk:
+                        cut_after = time.monotonic() - started
+                        break
+        settle()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"too slowly" in answer
+    assert cut_after is not None
+    assert 0.8 <= cut_after < 5.0
     assert server.recorder.paths(complete_only=True) == []
 
 

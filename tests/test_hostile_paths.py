@@ -26,6 +26,7 @@ from fluxlit import FluxLit
 from fluxlit.access import AccessObserver
 from fluxlit.gateway import build_gateway
 from fluxlit.paths import is_under
+from fluxlit.settings import Settings
 from fluxlit.testing import TestClient
 from proxy.headers import request_target
 from tests._live import LiveServer
@@ -49,22 +50,18 @@ def send_target(server: GatewayServer, target: str) -> tuple[int | None, list[An
 
 
 ROUTES = {
-    # The API gets every path whose decoded form is under mount + prefix, however it was spelled ...
+    # The API gets every path whose segments, each decoded, are under mount + prefix ...
     "/apps/demo/api/x": "api",
     "/apps/demo/%61pi/x": "api",
-    "/apps/demo/api%2Fx": "api",
-    "/apps%2Fdemo/api/x": "api",
-    "/apps/demo%2Fapi/x": "api",
+    "/apps/%64emo/api/x": "api",
     # ... and nothing else: segment-wise, case-sensitive, no merging of empty segments.
     "/apps/demo/apix": "proxy",
     "/apps/demo/API/x": "proxy",
     "/apps/demo/api;x": "proxy",
     "/apps/demo//api/x": "proxy",
-    "/apps/demo/%2fapi/x": "proxy",
     "//apps/demo/api/x": "proxy",
     "/apps/demo/api%00/x": "proxy",
     "/apps/demo/api#frag": "proxy",
-    "/apps/demo/api\\x": "proxy",
     "/other/api/x": "proxy",
 }
 
@@ -76,6 +73,76 @@ def test_routing_follows_the_decoded_path_segment_wise(mounted: GatewayServer, t
     assert [s.slot for s in seen] == [slot]
 
 
+# An encoded '/' or '\' (or a literal '\', which URL parsers turn into '/'): a proxy in front that routes on the
+# raw path sees other segments than one that decodes them, so the gateway serves neither reading (Tomcat's default).
+ENCODED_SEPARATORS = [
+    "/apps/demo/api%2Fx",
+    "/apps/demo/api%2fx",
+    "/apps%2Fdemo/api/x",
+    "/apps/demo%2Fapi/x",
+    "/apps/demo/%2fapi/x",
+    "/apps/demo/api%5Cx",
+    "/apps/demo/api%5cx",
+    "/apps/demo/api\\x",
+    "/apps/demo/static/a%2Fb.js",
+    "/apps/demo/_stcore%2Fhealth",
+]
+
+
+@pytest.mark.parametrize("target", ENCODED_SEPARATORS)
+def test_an_encoded_slash_or_backslash_is_refused_before_routing(mounted: GatewayServer, target: str) -> None:
+    status, seen = send_target(mounted, target)
+    assert (status, seen) == (400, [])
+
+
+@pytest.fixture(scope="module")
+def unmounted() -> Iterator[GatewayServer]:
+    with GatewayServer() as running:
+        yield running
+
+
+@pytest.mark.parametrize("target", ["/api%2Fhealthz", "/api%2fsmoke", "/api%5Chealthz", "/%2Fapi/healthz"])
+def test_encoded_slashes_never_reach_the_api_through_the_root_mount(unmounted: GatewayServer, target: str) -> None:
+    """The probe of issue 15: `/api%2Fhealthz` was answered by the API (200) though a proxy routing on the raw
+    path sees no /api/ prefix there."""
+    status, seen = send_target(unmounted, target)
+    assert (status, seen) == (400, [])
+
+
+@pytest.fixture(scope="module")
+def mounted_allowing_encoded_slashes() -> Iterator[GatewayServer]:
+    with GatewayServer(Settings(allow_encoded_slashes=True), root_path=MOUNT) as running:
+        yield running
+
+
+ALLOWED = {
+    # An encoded separator stays inside its segment: routing and the backend's bytes agree with the raw path.
+    "/apps/demo/api%2Fx": ("proxy", b"/api%2Fx"),
+    "/apps%2Fdemo/api/x": ("proxy", b"/apps%2Fdemo/api/x"),
+    "/apps/demo%2Fapi/x": ("proxy", b"/apps/demo%2Fapi/x"),
+    "/apps/demo/api/a%2Fb": ("api", b"/apps/demo/api/a%2Fb"),
+    "/apps/demo/api%5Cx": ("proxy", b"/api%5Cx"),
+    "/apps/demo/api\\x": ("proxy", b"/api\\x"),
+}
+
+
+@pytest.mark.parametrize(("target", "expected"), ALLOWED.items(), ids=ALLOWED.keys())
+def test_allowed_encoded_slashes_stay_inside_their_segment(
+    mounted_allowing_encoded_slashes: GatewayServer, target: str, expected: tuple[str, bytes]
+) -> None:
+    status, seen = send_target(mounted_allowing_encoded_slashes, target)
+    assert status == 200
+    assert [(s.slot, s.raw_path) for s in seen] == [expected]
+
+
+@pytest.mark.parametrize("target", ["/apps/demo/api%2F..%2F..%2Fx", "/apps/demo/_stcore%2F%2e%2e%2Fapi"])
+def test_allowed_encoded_slashes_still_refuse_the_dot_segments_they_decode_to(
+    mounted_allowing_encoded_slashes: GatewayServer, target: str
+) -> None:
+    status, seen = send_target(mounted_allowing_encoded_slashes, target)
+    assert (status, seen) == (400, [])
+
+
 DOT_SEGMENTS = [
     "/apps/demo/..",
     "/apps/demo/../..",
@@ -83,10 +150,10 @@ DOT_SEGMENTS = [
     "/apps/demo/./api/x",
     "/apps/demo/%2e%2e/api/x",
     "/apps/demo/%2E%2E/%2e%2e/etc/passwd",
-    "/apps/demo/_stcore/..%2F..%2Fapi/x",
+    "/apps/demo/_stcore/../../api/x",
     "/apps/demo/api/../_stcore/health",
     "/apps/demo/api/%2e%2e/%2e%2e/_stcore/health",
-    "/apps/demo/api%2F..%2F..%2Fx",
+    "/apps/demo/api/%2E%2E/%2e%2e/x",
 ]
 
 

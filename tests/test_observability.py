@@ -20,10 +20,12 @@ from starlette.websockets import WebSocketDisconnect
 import fluxlit.metrics
 from fluxlit import FluxLit
 from fluxlit.access import AccessObserver
+from fluxlit.gateway import build_gateway
 from fluxlit.logs import configure_logging, get_logger
 from fluxlit.metrics import GatewayMetrics, ProcStat, parse_proc_stat
 from fluxlit.observe import ChildStateMetrics, MetricsProxyHooks
 from fluxlit.redaction import REDACTED, redact_headers, redact_query
+from fluxlit.testing import TestClient
 
 ACCESS_FIELDS = {
     "timestamp", "level", "logger", "event", "request_id", "method", "path", "query", "status",
@@ -55,12 +57,14 @@ def make_app() -> FluxLit:
 
 
 @pytest.fixture
-def observed(gateway_test_client_factory: Any) -> tuple[Any, GatewayMetrics]:
+def observed() -> Iterator[tuple[Any, GatewayMetrics]]:
+    """A client on loopback: the metrics endpoint answers only loopback and trusted peers by default."""
     metrics = GatewayMetrics()
-    client = gateway_test_client_factory(
+    gateway = build_gateway(
         make_app(), observer=AccessObserver(metrics), internal={"/__fluxlit/metrics": metrics.endpoint()}
     )
-    return client, metrics
+    with TestClient(gateway, client=("127.0.0.1", 50000)) as client:
+        yield client, metrics
 
 
 def test_one_access_line_per_request_with_stable_fields(observed: Any, log_stream: io.StringIO) -> None:

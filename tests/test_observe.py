@@ -82,10 +82,15 @@ def scrape(client: TestClient) -> str:
     return client.get("/__fluxlit/metrics").text
 
 
+def loopback_client(plan: ServePlan) -> TestClient:
+    """The scraper as Prometheus runs beside the pod: metrics answer loopback (and trusted proxies) only."""
+    return TestClient(plan.gateway, client=("127.0.0.1", 50000))
+
+
 def test_proxied_requests_show_in_the_pool_gauge(tmp_path: Path, upstream_port: int) -> None:
     plan = metrics_plan(tmp_path)
     plan.hub.publish(ready_at(upstream_port))
-    with TestClient(plan.gateway) as client:
+    with loopback_client(plan) as client:
         assert client.get("/").text == "page"
         text = scrape(client)
     assert 'fluxlit_proxy_pool_connections{state="idle"} 1.0' in text
@@ -95,7 +100,7 @@ def test_proxied_requests_show_in_the_pool_gauge(tmp_path: Path, upstream_port: 
 def test_an_unreachable_child_counts_an_upstream_error(tmp_path: Path) -> None:
     plan = metrics_plan(tmp_path)
     plan.hub.publish(ready_at(free_port()))
-    with TestClient(plan.gateway) as client:
+    with loopback_client(plan) as client:
         assert client.get("/").status_code == 502
         text = scrape(client)
     errors = [line for line in text.splitlines() if line.startswith("fluxlit_proxy_upstream_errors_total{")]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pytest
 
 from fluxlit.errors import ConfigError
-from fluxlit.paths import is_under, normalize_mount, strip_mount
+from fluxlit.paths import is_under, normalize_mount, routing_path, strip_mount
 
 
 @pytest.mark.parametrize(
@@ -63,10 +65,45 @@ def test_is_under_is_segment_wise(path: str, prefix: str, expected: bool) -> Non
         ("/mx/y", b"/mx/y", "/m", "/mx/y", b"/mx/y"),
         ("/x", b"/x", "/m", "/x", b"/x"),  # already stripped by a proxy in front
         ("/m/a b/é", b"/m/a%20b/%C3%A9", "/m", "/a b/é", b"/a%20b/%C3%A9"),
-        ("/m/a/b", b"/m%2Fa/b", "/m", "/a/b", b"/a/b"),
+        ("/m/x", b"/%6D/x", "/m", "/x", b"/x"),  # the mount spelled with escapes is still the mount
+        ("/m/a/b", b"/m/a%2Fb", "/m", "/a/b", b"/a%2Fb"),
+        ("/m/a/b", b"/m%2Fa/b", "/m", "/m/a/b", b"/m%2Fa/b"),  # one segment 'm/a': not under the mount
         ("/p", None, "", "/p", b"/p"),
     ],
 )
 def test_strip_mount_keeps_raw_bytes(path: str, raw: bytes | None, mount: str, rel_path: str, rel_raw: bytes) -> None:
     rel = strip_mount(path, raw, mount)
     assert (rel.path, rel.raw_path) == (rel_path, rel_raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "route"),
+    [
+        (b"/api/healthz", "/api/healthz"),
+        (b"/%61pi/x", "/api/x"),
+        (b"/a%20b/%C3%A9", "/a b/é"),
+        (b"/api%2Fhealthz", "/api%2Fhealthz"),
+        (b"/api%2fsmoke", "/api%2Fsmoke"),
+        (b"/api%5cx", "/api%5Cx"),
+        (b"/a%252Fb", "/a%2Fb"),  # a literal '%2F' once decoded: still one segment
+        (b"/a\\b", "/a\\b"),
+    ],
+)
+def test_routing_path_decodes_each_segment_but_never_an_encoded_separator(raw: bytes, route: str) -> None:
+    assert routing_path(raw) == route
+
+
+@pytest.mark.parametrize(
+    ("raw", "mount", "prefix", "under"),
+    [
+        (b"/api/healthz", "", "/api", True),
+        (b"/api%2Fhealthz", "", "/api", False),
+        (b"/apps/demo/api/x", "/apps/demo", "/api", True),
+        (b"/apps%2Fdemo/api/x", "/apps/demo", "/api", False),
+        (b"/apps/demo%2Fapi/x", "/apps/demo", "/api", False),
+        (b"/apps/demo/%61pi/x", "/apps/demo", "/api", True),
+    ],
+)
+def test_a_prefix_is_matched_on_the_raw_paths_segments(raw: bytes, mount: str, prefix: str, under: bool) -> None:
+    rel = strip_mount(unquote(raw.decode()), raw, mount)
+    assert is_under(rel.route, prefix) is under

@@ -28,7 +28,15 @@ from fluxlit.forwarded import (  # noqa: E402
     parse_trusted,
 )
 from fluxlit.paths import is_under, normalize_mount, strip_mount  # noqa: E402
-from fluxlit.redaction import REDACTED, SENSITIVE_HEADERS, SENSITIVE_QUERY_KEYS, redact_headers, redact_query  # noqa: E402
+from fluxlit.redaction import (  # noqa: E402
+    REDACTED,
+    SENSITIVE_HEADERS,
+    SENSITIVE_NAME_PARTS,
+    SENSITIVE_QUERY_KEYS,
+    is_sensitive_query_key,
+    redact_headers,
+    redact_query,
+)
 from fluxlit.request_id import is_valid_request_id, pick_request_id  # noqa: E402
 from fluxlit.settings import SETTING_SPECS, parse_bool, parse_port  # noqa: E402
 from proxy.headers import (  # noqa: E402
@@ -309,9 +317,23 @@ def test_stripping_the_mount_leaves_the_rest_with_raw_bytes_that_decode_to_it(mo
 def test_a_mount_spelled_with_escapes_is_stripped_the_same(mount: str, rel: str) -> None:
     assume(mount)
     path = mount + rel
-    escaped = quote(path, safe="").encode("ascii")  # every '/' as %2F
+    # Every byte but the separators escaped, even unreserved ones: the segments stay the same.
+    escaped = "/".join("".join(f"%{byte:02X}" for byte in part.encode()) for part in path.split("/"))
     plain = strip_mount(path, quote(path).encode("ascii"), mount)
-    assert strip_mount(path, escaped, mount).path == plain.path
+    stripped = strip_mount(path, escaped.encode("ascii"), mount)
+    assert (stripped.path, stripped.route) == (plain.path, plain.route)
+    assert unquote(stripped.raw_path.decode("ascii")) == stripped.path
+
+
+@FAST
+@given(mounts, rel_paths)
+def test_a_mount_whose_slashes_are_escaped_is_one_segment_and_not_the_mount(mount: str, rel: str) -> None:
+    assume("/" in mount[1:])  # at least two segments, so there is a '/' to escape
+    path = mount + rel
+    escaped = "/" + quote(path[1:], safe="").replace("%2F", "%2f")  # mixed case: still an encoded '/'
+    stripped = strip_mount(path, escaped.encode("ascii"), mount)
+    assert stripped.raw_path == escaped.encode("ascii")
+    assert not is_under(stripped.route, mount)
 
 
 @FAST
@@ -368,8 +390,14 @@ def test_boolean_words_parse_in_any_case(word: str, upper: bool) -> None:
 
 secrets_ = st.text(string.ascii_letters + string.digits + "-_.~", min_size=12, max_size=40)
 other_keys = st.text(string.ascii_lowercase + "_", min_size=1, max_size=8).filter(
-    lambda k: k not in SENSITIVE_QUERY_KEYS
+    lambda k: not is_sensitive_query_key(k)
 )
+# A key holding a sensitive part anywhere: `my_session_id`, `xauthx`.
+pattern_keys = st.tuples(
+    st.text(string.ascii_lowercase + "_", max_size=6),
+    st.sampled_from(SENSITIVE_NAME_PARTS),
+    st.text(string.ascii_lowercase + "_", max_size=6),
+).map("".join)
 
 
 def case_variant(key: str, flips: list[bool]) -> str:
@@ -378,7 +406,7 @@ def case_variant(key: str, flips: list[bool]) -> str:
 
 @FAST
 @given(
-    st.sampled_from(sorted(SENSITIVE_QUERY_KEYS)),
+    st.one_of(st.sampled_from(sorted(SENSITIVE_QUERY_KEYS)), pattern_keys),
     st.lists(st.booleans(), max_size=30),
     secrets_,
     st.lists(st.tuples(other_keys, st.text(string.ascii_letters, max_size=8)), max_size=4),
@@ -406,7 +434,7 @@ def test_queries_without_secrets_are_left_alone(pairs: list[tuple[str, str]]) ->
 
 @FAST
 @given(
-    st.sampled_from(sorted(SENSITIVE_HEADERS)),
+    st.one_of(st.sampled_from(sorted(SENSITIVE_HEADERS | {"authorization", "proxy-authorization"})), pattern_keys),
     st.lists(st.booleans(), max_size=30),
     st.sampled_from(["", "Bearer ", "Basic ", "Token ", "Digest "]),
     secrets_,

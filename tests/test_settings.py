@@ -204,3 +204,66 @@ def test_the_ping_flags_beat_the_environment_and_say_where_a_bad_value_came_from
     assert resolved.sources["ws_ping_interval_s"].startswith("cli")
     with pytest.raises(ConfigError, match=r"--ws-ping-timeout=0\.0 is not valid: expected a number more than 0"):
         load_settings({"ws_ping_timeout_s": 0.0}, env={}, project_dir=tmp_path)
+
+
+# --- gateway hardening (issue 15): request limits, body pace, metrics access ---
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"FLUXLIT_GATEWAY_MAX_URL_BYTES": "0"},
+            "FLUXLIT_GATEWAY_MAX_URL_BYTES='0' is not valid: expected a whole number",
+        ),
+        ({"FLUXLIT_GATEWAY_MAX_HEADER_BYTES": "64k"}, "expected a whole number more than 0, e.g. 65536"),
+        ({"FLUXLIT_GATEWAY_ALLOW_ENCODED_SLASHES": "sometimes"}, "one of 1/true/yes/on or 0/false/no/off"),
+        ({"FLUXLIT_GATEWAY_BODY_MIN_RATE_BYTES_S": "-1"}, "a whole number 0 or more, e.g. 1024"),
+        ({"FLUXLIT_GATEWAY_BODY_MIN_RATE_WINDOW_S": "0"}, "a number more than 0, e.g. 10"),
+        ({"FLUXLIT_GATEWAY_PROMETHEUS_METRICS_ALLOW": "10.0.0.0/8,prom"}, "'prom' is not an IP address or CIDR"),
+        ({"FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND": "9100"}, "one HOST:PORT with an explicit port, e.g. 0.0.0.0:9100"),
+        ({"FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND": "0.0.0.0:0"}, "one HOST:PORT with an explicit port"),
+        ({"FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND": "unix:/run/m.sock"}, "one HOST:PORT with an explicit port"),
+        (
+            {"FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND": "0.0.0.0:8000"},
+            "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND='0.0.0.0:8000' uses the public port 8000: choose another",
+        ),
+        (
+            {"FLUXLIT_BIND": "0.0.0.0:9000,unix:/run/a.sock", "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND": "[::]:9000"},
+            "uses the public port 9000",
+        ),
+        (
+            {
+                "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND": "0.0.0.0:9100",
+                "FLUXLIT_ENABLE_GATEWAY_PROMETHEUS_METRICS": "0",
+            },
+            "is set but metrics are off (--no-metrics): drop one of them",
+        ),
+    ],
+)
+def test_bad_hardening_values_fail_naming_variable_value_and_expected_form(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=env, project_dir=tmp_path)
+    assert message in str(info.value)
+
+
+def test_hardening_defaults(tmp_path: Path) -> None:
+    settings = load_settings(env={}, project_dir=tmp_path).settings
+    assert (settings.max_url_bytes, settings.max_header_bytes, settings.allow_encoded_slashes) == (8192, 65536, False)
+    assert (settings.body_min_rate_bytes_s, settings.body_min_rate_window_s) == (1024, 10.0)
+    assert (settings.metrics_allow, settings.metrics_bind) == ("", "")
+
+
+def test_metrics_access_comes_from_flags_env_and_file(tmp_path: Path) -> None:
+    resolved = load_settings(
+        {"metrics_allow": "10.0.0.0/8", "metrics_bind": None},
+        env={"FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND": "0.0.0.0:9100"},
+        project_dir=tmp_path,
+    )
+    assert (resolved.settings.metrics_allow, resolved.sources["metrics_allow"]) == ("10.0.0.0/8", "cli")
+    assert (resolved.settings.metrics_bind, resolved.sources["metrics_bind"]) == ("0.0.0.0:9100", "env")
+    (tmp_path / "fluxlit.toml").write_text("allow_encoded_slashes = true\nmax_url_bytes = 4096\n")
+    from_file = load_settings(env={}, project_dir=tmp_path).settings
+    assert (from_file.allow_encoded_slashes, from_file.max_url_bytes) == (True, 4096)

@@ -1,0 +1,92 @@
+"""Log fields stay short: every string field of every line is capped, whichever path wrote the line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fluxlit import FluxLit
+from fluxlit.access import AccessObserver
+from fluxlit.gateway import build_gateway
+from fluxlit.logs import MAX_FIELD_CHARS, cap_fields, cap_text, configure_logging, get_logger
+from fluxlit.testing import TestClient
+
+
+@pytest.fixture
+def json_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    yield stream
+    logging.getLogger().handlers.clear()
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"),
+    [
+        (MAX_FIELD_CHARS, "a" * MAX_FIELD_CHARS),
+        (MAX_FIELD_CHARS + 1, "a" * MAX_FIELD_CHARS + "...[1 more chars]"),
+        (100 * 1024, "a" * MAX_FIELD_CHARS + f"...[{100 * 1024 - MAX_FIELD_CHARS} more chars]"),
+    ],
+)
+def test_cap_text_keeps_the_start_and_says_how_much_was_cut(length: int, expected: str) -> None:
+    assert cap_text("a" * length) == expected
+
+
+def test_cap_fields_cuts_only_long_strings() -> None:
+    line = {"path": "p" * 5000, "status": 200, "tags": ["t" * 5000], "query": "q=1"}
+    cap_fields(line)
+    assert len(line["path"]) < MAX_FIELD_CHARS + 30
+    assert line["status"] == 200
+    assert line["tags"] == ["t" * 5000]  # only top-level strings: structures are ours, not the client's
+    assert line["query"] == "q=1"
+
+
+def test_the_access_line_of_a_long_url_is_capped(json_stream: io.StringIO) -> None:
+    """Issue 15: a 100 KiB URL was logged whole, as a 102 KB line. Now 414 stops it at 8 KiB, and the line
+    of an 8 KiB one keeps 2 KiB of each field."""
+    app = FluxLit()
+
+    @app.api.get("/{rest:path}")
+    def anything(rest: str) -> dict[str, int]:
+        return {"length": len(rest)}
+
+    gateway = build_gateway(app, observer=AccessObserver(None))
+    with TestClient(gateway) as client:
+        assert client.get("/api/" + "a" * 4000, params={"q": "b" * 3000}).status_code == 200
+    (line,) = [line for line in lines(json_stream) if line["event"] == "request"]
+    assert line["path"] == "/api/" + "a" * (MAX_FIELD_CHARS - 5) + f"...[{4005 - MAX_FIELD_CHARS} more chars]"
+    assert line["query"].endswith(f"...[{len('q=') + 3000 - MAX_FIELD_CHARS} more chars]")
+    assert max(len(json.dumps(value)) for value in line.values()) < MAX_FIELD_CHARS + 40
+
+
+def test_structlog_and_stdlib_lines_are_capped_but_tracebacks_are_whole(json_stream: io.StringIO) -> None:
+    get_logger("fluxlit.test").info("e" * 5000, detail="d" * 5000)
+    try:
+        raise ValueError("x" * 5000)
+    except ValueError:
+        logging.getLogger("user.code").exception("m" * 5000)
+    ours, theirs = lines(json_stream)
+    assert len(ours["event"]) < MAX_FIELD_CHARS + 30
+    assert len(ours["detail"]) < MAX_FIELD_CHARS + 30
+    assert len(theirs["event"]) < MAX_FIELD_CHARS + 30
+    assert "x" * 5000 in theirs["exception"]
+
+
+def test_console_lines_are_capped_too() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "console", stream=stream)
+    try:
+        get_logger("fluxlit.test").info("start", detail="d" * 5000)
+    finally:
+        logging.getLogger().handlers.clear()
+    assert "d" * (MAX_FIELD_CHARS + 1) not in stream.getvalue()
+    assert "more chars]" in stream.getvalue()

@@ -134,4 +134,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from supervisor import exit_process
+
+    exit_process(main())  # not sys.exit: a handler still blocking in a worker thread would hold the exit

@@ -26,6 +26,7 @@ _LAZY = {
     "UpstreamState": "supervisor.state",
     "WorkerSpec": "supervisor.workers",
     "default_state_file_path": "supervisor.state_file",
+    "exit_process": "supervisor.process_exit",
     "pdeathsig_preexec": "supervisor.process",
     "prestart": "supervisor.early",
     "read_upstream": "supervisor.state_file",
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from supervisor.notify import sd_notify
     from supervisor.policy import Decision, FailureLedger, GiveUp, Restart, RestartPolicy
     from supervisor.process import pdeathsig_preexec
+    from supervisor.process_exit import exit_process
     from supervisor.runner import run, run_supervised
     from supervisor.serve import ASGIApp, ServeConfig
     from supervisor.state import StateHub, StateName, SupervisorControl, UpstreamState
@@ -65,6 +67,7 @@ __all__ = [
     "UpstreamState",
     "WorkerSpec",
     "default_state_file_path",
+    "exit_process",
     "pdeathsig_preexec",
     "prestart",
     "read_upstream",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib.util
 import logging
@@ -23,6 +24,7 @@ from supervisor.exit_codes import ExitCode
 from supervisor.notify import sd_notify, status_text, watchdog_interval
 from supervisor.output import OutputCallback, log_child_output
 from supervisor.policy import RestartPolicy
+from supervisor.process_exit import AbandoningExecutor
 from supervisor.reaper import ManagedPids, run_reaper
 from supervisor.serve import (
     ASGIApp,
@@ -107,10 +109,20 @@ def run(
     state_file: Path | None,
     **kwargs: Any,
 ) -> int:
-    """Synchronous entry point: `run_supervised` on asyncio, with uvloop when it is installed."""
+    """Synchronous entry point: `run_supervised` on asyncio, with uvloop when it is installed.
+
+    The loop's default executor (`asyncio.to_thread`) does not hold the loop's close for calls still running;
+    end the process with `supervisor.exit_process(code)` so that no other thread holds the exit either.
+    """
     options = {"use_uvloop": True} if importlib.util.find_spec("uvloop") is not None else {}
     main = functools.partial(run_supervised, app, serve, child, policy, hub, state_file, **kwargs)
-    return anyio.run(main, backend="asyncio", backend_options=options)
+    return anyio.run(_with_abandoning_executor, main, backend="asyncio", backend_options=options)
+
+
+async def _with_abandoning_executor(main: Callable[[], Awaitable[int]]) -> int:
+    # This loop is ours from its first moment, so no other default executor can have been made yet.
+    asyncio.get_running_loop().set_default_executor(AbandoningExecutor(thread_name_prefix="asyncio"))
+    return await main()
 
 
 class _SupervisedRun:

@@ -374,7 +374,7 @@ class _SupervisedRun:
             self._worker_pool.begin_stop()  # they turn not-ready and drain alongside our own server
         deadline = anyio.current_time() + self._serve.graceful_timeout
         if self._before_stop is not None and not self._force.is_set():
-            with anyio.move_on_at(deadline):
+            with anyio.CancelScope(deadline=deadline):  # anyio.move_on_at needs 4.15
                 try:
                     await first_of(self._before_stop, self._force.wait)
                 except Exception:
@@ -383,7 +383,7 @@ class _SupervisedRun:
         # hypercorn's own drain timer (set once in build_hypercorn_config) runs past this deadline: ours decides.
         self._serve_shutdown.set()
         if not self._force.is_set():
-            with anyio.move_on_at(deadline):
+            with anyio.CancelScope(deadline=deadline):
                 await first_of(self._serve_done.wait, self._force.wait)
         if self._serve_done.is_set():
             await self._stop_processes(deadline)
@@ -404,7 +404,7 @@ class _SupervisedRun:
 
                 group.start_soon(stop_workers, self._worker_pool)
                 # Workers proxy to the child while they drain; their drain began first, so it ends by our deadline.
-                with anyio.move_on_at(deadline):
+                with anyio.CancelScope(deadline=deadline):
                     await first_of(workers_stopped.wait, self._force.wait)
             self._child_scope.cancel()
             grace = self._child.stop_grace if self._child is not None else 0.0

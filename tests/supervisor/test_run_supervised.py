@@ -20,6 +20,9 @@ import pytest
 
 from supervisor import ChildSpec, ExitCode, RestartPolicy, ServeConfig, run_supervised
 
+# anyio.wait_readable arrived in anyio 4.7; the floor (4.4) has only the older name.
+wait_readable = getattr(anyio, "wait_readable", None) or anyio.wait_socket_readable
+
 FAST_POLICY = RestartPolicy(backoff_initial=0.05, backoff_max=0.2, jitter=0.0, min_uptime=30.0)
 
 
@@ -406,7 +409,7 @@ async def test_systemd_hears_ready_once_status_watchdog_and_stopping(
 
         async def collect() -> None:
             while True:
-                await anyio.wait_readable(listener)
+                await wait_readable(listener)
                 messages.append(listener.recv(4096).decode())
 
         async with anyio.create_task_group() as collector:

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test test-fast test-slow test-external coverage coverage-fast coverage-slow e2e lint format-check ty actionlint audit upgrade-smoke bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick bench-workers soak docs clean
+.PHONY: install run test test-fast test-slow test-external coverage coverage-fast coverage-slow e2e lint format-check ty actionlint audit audit-floors upgrade-smoke bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick bench-workers soak docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,7 +73,7 @@ e2e: install
 	$(PYTEST) e2e -m e2e --tracing=retain-on-failure
 
 ## ruff (lint and format), mypy --strict and ty on the packages, ty from the root, actionlint on the workflows
-LINTED := fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/security_audit.py scripts/skip_summary.py
+LINTED := fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/security_audit.py scripts/skip_summary.py scripts/floor_advisories.py scripts/floor_constraints.py
 lint: install format-check ty actionlint
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy --strict fluxlit supervisor proxy
@@ -110,6 +110,24 @@ audit:
 	$(AUDIT)/target/bin/python -m pip install --quiet -e ".[auth]"
 	$(AUDIT)/tools/bin/python -m pip install --quiet pip-audit cyclonedx-bom
 	$(AUDIT)/tools/bin/python scripts/security_audit.py $(AUDIT)/target/bin/python $(AUDIT)/tools/bin artifacts
+
+## The lowest versions the dependency floors allow (fluxlit[auth], everything beneath at its newest), audited like
+## `make audit` and also against scripts/floor_advisories.json; then the fast suite runs on those versions
+FLOORS := $(AUDIT)/floors
+audit-floors:
+	rm -rf $(FLOORS)
+	$(PYTHON) -m venv $(FLOORS)
+	$(PYTHON) -m venv $(AUDIT)/tools
+	$(AUDIT)/tools/bin/python -m pip install --quiet pip-audit cyclonedx-bom packaging
+	$(AUDIT)/tools/bin/python scripts/floor_constraints.py auth > $(AUDIT)/floors.txt
+	$(FLOORS)/bin/python -m pip install --quiet --upgrade pip setuptools
+	$(FLOORS)/bin/python -m pip install --quiet -c $(AUDIT)/floors.txt -e ".[auth]"
+	$(AUDIT)/tools/bin/python scripts/security_audit.py $(FLOORS)/bin/python $(AUDIT)/tools/bin artifacts/floors \
+		--floors $(AUDIT)/floors.txt
+	@# the dev tools join only now: they are not part of what was audited
+	$(FLOORS)/bin/python -m pip install --quiet -c $(AUDIT)/floors.txt -e ".[dev,auth]"
+	$(FLOORS)/bin/python -m pip list 2>/dev/null | grep -i -E '^(anyio|click|fastapi|h11|httpx|hypercorn|prometheus.client|pyjwt|streamlit|structlog|wsproto) '
+	$(FLOORS)/bin/python -m pytest -n auto -m "not slow" -q -p no:cacheprovider
 
 ## The fast suite against the newest streamlit, fastapi, hypercorn and their stack, in a scratch venv (PRE=1: pre-releases too)
 UPGRADE := .venv-upgrade

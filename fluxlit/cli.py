@@ -209,15 +209,17 @@ def serve(**cli_values: Any) -> None:
     # As PID 1 the kernel ignores SIGTERM without a handler: install one before the slow imports below.
     signal.signal(signal.SIGTERM, _exit_on_early_signal)
     from fluxlit.serve import serve_command, streamlit_started_early
+    from supervisor import exit_process
 
     try:
         # Streamlit boots (~0.5 s) while the target, FastAPI and the gateway import: not one after the other.
         with streamlit_started_early(resolve(cli_values)) as early:
             resolved, target = resolve_with_target(cli_values)
             code = serve_command(resolved, target, early)
+        # Not sys.exit: a `def` route still sleeping in its worker thread would hold the exit until it returns.
         # Runs on every stop (slow tests assert the exit codes), but Python 3.11's tracer loses this frame once
         # anyio.run has returned in it (cpython#106749), so coverage cannot see it there.
-        sys.exit(int(code))  # pragma: no cover - measured as missed on 3.11 though it runs: see above
+        exit_process(int(code))  # pragma: no cover - measured as missed on 3.11 though it runs: see above
     except FluxLitError as error:
         fail(error)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +29,7 @@ def workbench_urls(host: str, port: int, environ: Mapping[str, str]) -> list[str
 def workbench_command(**cli_values: Any) -> None:
     from fluxlit.cli import fail, resolve_with_target
     from fluxlit.serve import serve_command
+    from supervisor import exit_process
 
     # IDE proxies sit on loopback and send X-Forwarded-*: let them shape absolute links.
     cli_values["trust_proxy"] = True if cli_values.get("trust_proxy") is None else cli_values["trust_proxy"]
@@ -38,6 +38,7 @@ def workbench_command(**cli_values: Any) -> None:
         settings = resolved.settings
         for line in workbench_urls(settings.host, settings.port, os.environ):
             click.echo(line, err=True)
-        sys.exit(int(serve_command(resolved, target)))
+        code = serve_command(resolved, target)
+        exit_process(int(code))  # not sys.exit: see `fluxlit serve`
     except FluxLitError as error:
         fail(error)

@@ -134,4 +134,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - the supervisor runs `python -m fluxlit.worker`; main() is tested here
-    sys.exit(main())
+    from supervisor import exit_process
+
+    exit_process(main())  # not sys.exit: a handler still blocking in a worker thread would hold the exit

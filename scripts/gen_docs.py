@@ -31,6 +31,14 @@ def _code(value: object) -> str:
     return f"`{value}`" if value not in ("", None) else ""
 
 
+# An option given no default: None (or () when repeatable) up to click 8.2, a sentinel since 8.3.
+_CLICK_UNSET = getattr(click.core, "UNSET", None)
+
+
+def _unset(value: object) -> bool:
+    return value is None or value == () or (_CLICK_UNSET is not None and value is _CLICK_UNSET)
+
+
 def _default(value: object) -> str:
     if isinstance(value, tuple):
         value = list(value)
@@ -92,7 +100,7 @@ def gen_cli() -> str:
                 kind = param.type.name
             if param.multiple:
                 kind += ", repeatable"
-            if env and param.default in (None, ()):
+            if env and _unset(param.default):
                 default = _default(getattr(DEFAULTS, by_env[env].name))
             elif param.is_flag and not param.secondary_opts:
                 default = "off"

@@ -29,6 +29,7 @@ _LAZY = {
     "WorkerSpec": "supervisor.workers",
     "default_state_file_path": "supervisor.state_file",
     "memory_limit_bytes": "supervisor.memory_budget",
+    "exit_process": "supervisor.process_exit",
     "pdeathsig_preexec": "supervisor.process",
     "prestart": "supervisor.early",
     "read_upstream": "supervisor.state_file",
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from supervisor.notify import sd_notify
     from supervisor.policy import Decision, FailureLedger, GiveUp, Restart, RestartPolicy
     from supervisor.process import pdeathsig_preexec
+    from supervisor.process_exit import exit_process
     from supervisor.runner import run, run_supervised
     from supervisor.serve import ASGIApp, ServeConfig
     from supervisor.state import StateHub, StateName, SupervisorControl, UpstreamState
@@ -72,6 +74,7 @@ __all__ = [
     "WebSocketLimits",
     "WorkerSpec",
     "default_state_file_path",
+    "exit_process",
     "memory_limit_bytes",
     "pdeathsig_preexec",
     "prestart",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib.util
 import logging
@@ -23,6 +24,7 @@ from supervisor.exit_codes import ExitCode
 from supervisor.notify import sd_notify, status_text, watchdog_interval
 from supervisor.output import OutputCallback, log_child_output
 from supervisor.policy import RestartPolicy
+from supervisor.process_exit import AbandoningExecutor
 from supervisor.reaper import ManagedPids, run_reaper
 from supervisor.serve import (
     ASGIApp,
@@ -45,13 +47,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger("supervisor")
 
 _LISTEN_POLL_INTERVAL = 0.02
-# At the drain deadline we cancel in-flight requests; hypercorn's own drain timer (which cancels whole
-# connections) fires this much later for requests that resist; after that, we wait the wind-down and only
-# then cancel hypercorn itself, which skips its lifespan shutdown.
-_HYPERCORN_DRAIN_MARGIN = 1.0
-_FORCED_HYPERCORN_DRAIN_MARGIN = 0.1
-_WIND_DOWN_TIMEOUT = 2.0
-_FORCED_WIND_DOWN_TIMEOUT = 0.5
+# The stop's budget is graceful_timeout + the child's stop_grace + 1 s, whatever the handlers do. At the drain
+# deadline (at once on a second stop request) the in-flight requests are cancelled and the child is stopped
+# alongside: hypercorn then answers or closes each connection and runs the lifespan shutdown within the
+# wind-down; what still runs after it (a request that swallowed its cancellation) is cancelled with hypercorn
+# itself, which skips the lifespan shutdown. Threads that outlive all this are left to `exit_process`.
+_WIND_DOWN_TIMEOUT = 0.5
+_FORCED_WIND_DOWN_TIMEOUT = 0.2
+_CANCELLED_SERVER_TIMEOUT = 0.25
 # Beyond the child's own stop_grace: SIGKILL delivery and reaping.
 _CHILD_STOP_SLACK = 10.0
 
@@ -107,10 +110,20 @@ def run(
     state_file: Path | None,
     **kwargs: Any,
 ) -> int:
-    """Synchronous entry point: `run_supervised` on asyncio, with uvloop when it is installed."""
+    """Synchronous entry point: `run_supervised` on asyncio, with uvloop when it is installed.
+
+    The loop's default executor (`asyncio.to_thread`) does not hold the loop's close for calls still running;
+    end the process with `supervisor.exit_process(code)` so that no other thread holds the exit either.
+    """
     options = {"use_uvloop": True} if importlib.util.find_spec("uvloop") is not None else {}
     main = functools.partial(run_supervised, app, serve, child, policy, hub, state_file, **kwargs)
-    return anyio.run(main, backend="asyncio", backend_options=options)
+    return anyio.run(_with_abandoning_executor, main, backend="asyncio", backend_options=options)
+
+
+async def _with_abandoning_executor(main: Callable[[], Awaitable[int]]) -> int:
+    # This loop is ours from its first moment, so no other default executor can have been made yet.
+    asyncio.get_running_loop().set_default_executor(AbandoningExecutor(thread_name_prefix="asyncio"))
+    return await main()
 
 
 class _SupervisedRun:
@@ -355,35 +368,48 @@ class _SupervisedRun:
             await anyio.sleep(interval)
 
     async def _shutdown(self) -> None:
-        """Drain within graceful_timeout (skipped when forced), then stop the child; bounded throughout."""
+        """Drain until graceful_timeout (not at all when forced), then cut what runs and stop the processes."""
         self._hub._set_stopping()
         if self._worker_pool is not None:
             self._worker_pool.begin_stop()  # they turn not-ready and drain alongside our own server
         deadline = anyio.current_time() + self._serve.graceful_timeout
         if self._before_stop is not None and not self._force.is_set():
-            with anyio.move_on_at(deadline):
+            with anyio.CancelScope(deadline=deadline):  # anyio.move_on_at needs 4.15
                 try:
                     await first_of(self._before_stop, self._force.wait)
                 except Exception:
                     logger.exception("before_stop failed; stopping anyway")
         sd_notify("STOPPING=1")
-        forced = self._force.is_set()
-        margin = _FORCED_HYPERCORN_DRAIN_MARGIN if forced else _HYPERCORN_DRAIN_MARGIN
-        # hypercorn reads this when its drain begins, i.e. after the trigger below.
-        self._config.graceful_timeout = (0.0 if forced else max(0.0, deadline - anyio.current_time())) + margin
+        # hypercorn's own drain timer (set once in build_hypercorn_config) runs past this deadline: ours decides.
         self._serve_shutdown.set()
         if not self._force.is_set():
-            with anyio.move_on_at(deadline):
+            with anyio.CancelScope(deadline=deadline):
                 await first_of(self._serve_done.wait, self._force.wait)
-        if not self._serve_done.is_set():
-            await self._cut_serving_short()
-        if self._worker_pool is not None:
-            # Before the child: workers still proxy to it while they drain.
-            await self._worker_pool.stop(force=self._force.is_set())
-        self._child_scope.cancel()
-        grace = self._child.stop_grace if self._child is not None else 0.0
-        with anyio.move_on_after(grace + _CHILD_STOP_SLACK):
-            await self._child_done.wait()
+        if self._serve_done.is_set():
+            await self._stop_processes(deadline)
+            return
+        # The requests are cut now, so nothing needs the child any more: it stops while the server winds down.
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._cut_serving_short)
+            group.start_soon(self._stop_processes, deadline)
+
+    async def _stop_processes(self, deadline: float) -> None:
+        async with anyio.create_task_group() as group:
+            if self._worker_pool is not None:
+                workers_stopped = anyio.Event()
+
+                async def stop_workers(pool: WorkerPool) -> None:
+                    await pool.stop(force=self._force.is_set())
+                    workers_stopped.set()
+
+                group.start_soon(stop_workers, self._worker_pool)
+                # Workers proxy to the child while they drain; their drain began first, so it ends by our deadline.
+                with anyio.CancelScope(deadline=deadline):
+                    await first_of(workers_stopped.wait, self._force.wait)
+            self._child_scope.cancel()
+            grace = self._child.stop_grace if self._child is not None else 0.0
+            with anyio.move_on_after(grace + _CHILD_STOP_SLACK):
+                await self._child_done.wait()
         if self._child is not None and self._exit_code == ExitCode.OK:
             current = self._hub.current
             self._publish(
@@ -405,17 +431,30 @@ class _SupervisedRun:
             cancelled,
             extra={"cancelled_requests": cancelled, "graceful_timeout": self._serve.graceful_timeout},
         )
-        wind_down = _FORCED_WIND_DOWN_TIMEOUT if self._force.is_set() else _WIND_DOWN_TIMEOUT
+        forced = self._force.is_set()
+        wind_down = _FORCED_WIND_DOWN_TIMEOUT if forced else _WIND_DOWN_TIMEOUT
         with anyio.move_on_after(wind_down):
+            # A second stop request arriving now shortens the wind-down to the forced one.
+            await self._serve_done.wait() if forced else await first_of(self._serve_done.wait, self._hurried)
+        if self._serve_done.is_set():
+            return
+        logger.warning(
+            "the server did not finish winding down; cancelling it (lifespan shutdown is skipped)",
+            extra={"wind_down": wind_down},
+        )
+        self._serve_scope.cancel()
+        with anyio.move_on_after(_CANCELLED_SERVER_TIMEOUT):
             await self._serve_done.wait()
         if not self._serve_done.is_set():
-            logger.warning(
-                "the server did not finish draining; cancelling it (lifespan shutdown is skipped)",
-                extra={"wind_down": wind_down},
+            logger.error(
+                "a request ignores cancellation; the stop waits for it (%d still running)",
+                self._inflight.count,
+                extra={"inflight": self._inflight.count},
             )
-            self._serve_scope.cancel()
-            with anyio.move_on_after(_WIND_DOWN_TIMEOUT):
-                await self._serve_done.wait()
+
+    async def _hurried(self) -> None:
+        await self._force.wait()
+        await anyio.sleep(_FORCED_WIND_DOWN_TIMEOUT)
 
     def _publish(self, state: UpstreamState) -> None:
         self._hub.publish(state)

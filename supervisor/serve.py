@@ -21,6 +21,9 @@ from supervisor.ws_watchdog import WebSocketLimits
 
 logger = logging.getLogger("supervisor")
 
+# How long after our drain deadline hypercorn's own drain timer may expire (see build_hypercorn_config).
+HYPERCORN_DRAIN_MARGIN = 1.0
+
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
 Receive: TypeAlias = Callable[[], Awaitable[Message]]
@@ -76,9 +79,10 @@ def build_hypercorn_config(serve: ServeConfig) -> Config:
     config.keyfile = serve.keyfile
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    # We own the drain deadline (hypercorn's is not honoured on Python 3.12+, issue 308); the runner moves
-    # hypercorn's own timer just past ours when the stop begins.
-    config.graceful_timeout = serve.graceful_timeout
+    # We own the drain deadline (hypercorn's is not honoured on Python 3.12+, issue 308): the runner cancels
+    # what still runs when it passes. hypercorn's own timer starts only at its shutdown trigger, after the
+    # runner's before_stop, so set once here it always expires after ours: a backstop, never the deadline.
+    config.graceful_timeout = serve.graceful_timeout + HYPERCORN_DRAIN_MARGIN
     for name, value in serve.hypercorn_options.items():
         if name.startswith("_") or not hasattr(config, name):
             raise ValueError(f"hypercorn_options[{name!r}] is not a hypercorn Config attribute")

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fluxlit import FluxLit, FluxLitTestClient
 from fluxlit.streamlit.apptest import FluxLitAppTest, synthetic_module
 from fluxlit.testing import select_page
+from tests._apptest import url_param
 
 
 def make_verbs_app() -> FluxLit:
@@ -89,7 +90,7 @@ def test_select_page_before_the_first_run_opens_the_page_as_a_deep_link() -> Non
     assert at.run_count == 0
     select_page(at, "Second")
     assert [str(m.value) for m in at.markdown] == ["second"]
-    assert at.query_params["page"] == "Second"
+    assert url_param(at, "page") == "Second"
 
 
 @pytest.mark.usefixtures("requires_streamlit_apptest")

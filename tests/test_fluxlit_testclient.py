@@ -260,6 +260,8 @@ def test_multipage_state_survives_moving_between_pages(multipage: FluxLitTestCli
 
 def test_multipage_upload_page_measures_the_file_through_the_api(multipage: FluxLitTestClient) -> None:
     at = multipage.streamlit(target=f"{MULTIPAGE}:app", query_params={"page": "upload"})
+    if not hasattr(at, "file_uploader"):  # the Streamlit floor (1.54) runs the page, but its AppTest cannot upload
+        pytest.skip("this Streamlit's AppTest has no file_uploader")
     at.file_uploader[0].set_value(("data.bin", b"x" * 1234, "application/octet-stream")).run()
     assert_no_streamlit_exception(at)
     assert texts(at) == ["Uploaded data.bin: 1234 bytes"]

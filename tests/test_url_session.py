@@ -17,6 +17,7 @@ from fluxlit.url_session import (
     persist_url_session,
     url_session_enabled,
 )
+from tests._apptest import url_param
 
 
 class FakeClock:
@@ -141,7 +142,7 @@ def test_a_new_browser_session_with_the_url_gets_the_state_back(
     caplog.set_level(logging.DEBUG)
     tc = FluxLitTestClient(make_counter_app())
     first = tc.streamlit(target="counter_app:app")
-    sid = first.query_params["fluxlit_sid"]
+    sid = url_param(first, "fluxlit_sid")
     assert texts(first) == ["count=0 session=on"]
     first.button[0].click().run()
     first.button[0].click().run()
@@ -149,7 +150,7 @@ def test_a_new_browser_session_with_the_url_gets_the_state_back(
 
     reloaded = tc.streamlit(target="counter_app:app", query_params={"fluxlit_sid": sid})
     assert texts(reloaded) == ["count=2 session=on"]
-    assert reloaded.query_params["fluxlit_sid"] == sid
+    assert url_param(reloaded, "fluxlit_sid") == sid
     assert sid not in caplog.text
 
 
@@ -163,7 +164,7 @@ def test_an_unknown_or_malformed_session_id_is_replaced_not_adopted(
         target="counter_app:app", query_params={"fluxlit_sid": crafted}
     )
     assert texts(at) == ["count=0 session=on"]
-    assert at.query_params["fluxlit_sid"] != crafted
+    assert url_param(at, "fluxlit_sid") != crafted
     assert STORE.get(crafted) is None
 
 

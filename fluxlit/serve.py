@@ -264,6 +264,7 @@ class ServePlan:
                     connect_timeout=settings.upstream_connect_timeout_s,
                     read_timeout=settings.upstream_read_timeout_s,
                     max_request_body_bytes=settings.max_proxy_request_body_bytes or None,
+                    pool_idle_timeout=settings.upstream_pool_idle_timeout_s,
                 ),
                 MetricsProxyHooks(self.metrics) if self.metrics is not None else None,
             )

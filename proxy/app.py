@@ -32,6 +32,10 @@ class ReverseProxy:
         self._spare = SpareConnection(self._config) if self._config.ws_spare_connection else None
         self._sessions: set[WebSocketSession] = set()
 
+    @property
+    def config(self) -> ProxyConfig:
+        return self._config
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":

@@ -52,8 +52,8 @@ e2e: install
 	$(PYTEST) e2e -m e2e
 
 lint: install
-	$(BIN)/ruff check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/security_audit.py
-	$(BIN)/ruff format --check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/security_audit.py
+	$(BIN)/ruff check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/soak_uploads.py scripts/security_audit.py
+	$(BIN)/ruff format --check fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/soak_uploads.py scripts/security_audit.py
 	$(BIN)/mypy --strict fluxlit supervisor proxy
 	$(BIN)/ty check fluxlit supervisor proxy
 

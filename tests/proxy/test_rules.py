@@ -17,7 +17,6 @@ from proxy.failures import (
 from proxy.reuse import is_expired, keeps_alive, may_hand_out, may_retry, may_reuse
 from proxy.ws_handshake import upstream_host_value
 
-
 REUSE_BASE = {
     "request_state": h11.DONE,
     "response_state": h11.DONE,

@@ -73,7 +73,7 @@ e2e: install
 	$(PYTEST) e2e -m e2e --tracing=retain-on-failure
 
 ## ruff (lint and format), mypy --strict and ty on the packages, ty from the root, actionlint on the workflows
-LINTED := fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/security_audit.py scripts/skip_summary.py scripts/floor_advisories.py scripts/floor_constraints.py
+LINTED := fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/soak_uploads.py scripts/security_audit.py scripts/skip_summary.py scripts/floor_advisories.py scripts/floor_constraints.py
 lint: install format-check ty actionlint
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy --strict fluxlit supervisor proxy

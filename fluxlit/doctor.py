@@ -36,6 +36,7 @@ from fluxlit.doctor_live import (
     check_websocket_keepalive,
 )
 from fluxlit.doctor_model import Check, CheckFunction, DoctorContext, Status, check_name, failed
+from fluxlit.doctor_upstream import check_upstream_keep_alive
 
 # Order matters only for reading: environment first, then the app and its auth, then the running instance.
 OFFLINE_CHECKS: tuple[CheckFunction, ...] = (
@@ -46,6 +47,7 @@ OFFLINE_CHECKS: tuple[CheckFunction, ...] = (
     check_target,
     check_pages,
     check_upstream_timeouts,
+    check_upstream_keep_alive,
     check_body_read_timeout,
     check_graceful_timeout,
     check_body_limit,

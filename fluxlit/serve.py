@@ -281,6 +281,7 @@ class ServePlan:
                     # Streamlit never sends more (it replaces a larger message by an error), so this cap only
                     # bounds a broken or hostile child.
                     ws_max_message_bytes=streamlit_max_message_bytes(extra_args),
+                    pool_idle_timeout=settings.upstream_pool_idle_timeout_s,
                 ),
                 MetricsProxyHooks(self.metrics) if self.metrics is not None else None,
                 reassembly_budget=self.reassembly_budget,

@@ -268,6 +268,15 @@ class Settings:
         "Seconds to wait for Streamlit's response before answering 504.",
         _positive(float, allow_zero=False),
     )
+    upstream_pool_idle_timeout_s: float = _setting(
+        4.0,
+        "FLUXLIT_GATEWAY_UPSTREAM_POOL_IDLE_TIMEOUT_S",
+        None,
+        "Seconds a kept-alive connection to Streamlit may idle in the gateway's pool before it is closed. Keep it "
+        "below Streamlit's server keep-alive (5 s, uvicorn's): a longer idle connection may be closed by Streamlit "
+        "just as a request goes out on it ('fluxlit doctor' checks).",
+        _positive(float, allow_zero=False, example="4"),
+    )
     body_read_timeout_s: float = _setting(
         60.0,
         "FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S",

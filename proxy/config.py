@@ -51,7 +51,9 @@ class ProxyConfig:
     write_timeout: float = 60.0
     max_request_body_bytes: int | None = None
     pool_max_connections: int = 64
-    pool_idle_timeout: float = 30.0
+    # Below the upstream's own keep-alive (uvicorn, hypercorn, Node: 5 s), so the upstream never closes a pooled
+    # connection just as a request goes out on it; connections it closed sooner are caught before reuse.
+    pool_idle_timeout: float = 4.0
     ws_max_message_bytes: int = 256 * 1024 * 1024
     ws_keepalive_interval: float | None = 20.0
     ws_open_timeout: float = 30.0
@@ -61,7 +63,7 @@ class ProxyConfig:
     ws_spare_connection: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout", "read_timeout", "write_timeout", "ws_open_timeout"):
+        for name in ("connect_timeout", "read_timeout", "write_timeout", "ws_open_timeout", "pool_idle_timeout"):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"ProxyConfig.{name}={value!r} must be a positive number of seconds")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import anyio.abc
 import h11
@@ -9,6 +11,7 @@ import h11
 from .config import Upstream
 from .failures import Failure, UpstreamError
 from .reuse import may_reuse
+from .transport import ClosePeek
 
 # Large reads mean fewer events per body; asyncio and uvloop themselves read at most 256 KiB per wakeup.
 RECEIVE_SIZE = 256 * 1024
@@ -28,12 +31,19 @@ class UpstreamConnection:
         self.exchanges = 0
         self.idle_since = 0.0
         self.bytes_received = 0
+        # True once the write holding the end of the request returned: h11 counts the end as sent when it
+        # frames it, before a cancelled write may drop it ("0\r\n\r\n" of a chunked body).
+        self.request_written = False
+        self.peer_closed_or_spoke = ClosePeek(stream)
         self._eof = False
         # False once h11 said it needs more data, until more is fed: asking again would only cost.
         self._unparsed = False
-        # Set once a body was read past h11 (see `end_body_read_past_h11`): whether the connection may
-        # carry another request, h11 no longer being able to tell.
-        self._reusable_after_bypass: bool | None = None
+        # Set once a body was read past h11 (see `end_body_read_past_h11`): (keeps alive, bytes past the
+        # body), what h11 would have judged had it read the body.
+        self._bypass: tuple[bool, bool] | None = None
+        # Set when the response ended: whether the request had been written in full by then, and when.
+        self._request_ended_first = False
+        self._response_ended_at = 0.0
 
     @property
     def reused(self) -> bool:
@@ -50,12 +60,13 @@ class UpstreamConnection:
         """Send `events` in one write, with the caller's deadline (a bodiless request's head and end
         go out together)."""
         data = b"".join([self.h11.send(event) or b"" for event in events])
-        if not data:
-            return
-        try:
-            await self.stream.send(data)
-        except STREAM_GONE as exc:
-            raise UpstreamError(Failure.RESET, f"while sending: {exc!r}") from None
+        if data:
+            try:
+                await self.stream.send(data)
+            except STREAM_GONE as exc:
+                raise UpstreamError(Failure.RESET, f"while sending: {exc!r}") from None
+        if self.h11.our_state is h11.DONE:
+            self.request_written = True
 
     async def receive(self) -> bytes:
         """The next bytes straight off the stream; b"" at end of stream."""
@@ -99,28 +110,45 @@ class UpstreamConnection:
         """What h11 has received past the response head, for a body read past h11."""
         return self.h11.trailing_data[0]
 
-    def end_body_read_past_h11(self, reusable: bool) -> None:
+    def end_body_read_past_h11(self, *, keeps_alive: bool, bytes_past_body: bool) -> None:
         """The whole Content-Length body was read straight off the stream, without h11's two copies of
         every chunk; h11, still waiting for that body, is replaced by a fresh state machine if reused."""
-        self._reusable_after_bypass = reusable
+        self._bypass = (keeps_alive, bytes_past_body)
+
+    def response_ended(self) -> None:
+        """The last byte of the response arrived: note whether the request had ended first, and start the idle
+        clock, as the upstream starts its keep-alive timer when it has sent the response, not when our client
+        has read it."""
+        self._request_ended_first = self.request_written
+        self._response_ended_at = time.monotonic()
 
     @property
     def may_carry_another_request(self) -> bool:
-        if self._reusable_after_bypass is not None:
-            return self._reusable_after_bypass and self.h11.our_state is h11.DONE
-        return may_reuse(self.h11.our_state, self.h11.their_state)
+        if self._bypass is not None:
+            keeps_alive, bytes_past = self._bypass
+            response_state: object = h11.DONE if keeps_alive else h11.MUST_CLOSE
+        else:
+            response_state, bytes_past = self.h11.their_state, bool(self.h11.trailing_data[0])
+        return may_reuse(
+            request_state=self.h11.our_state,
+            response_state=response_state,
+            request_written=self.request_written,
+            request_ended_first=self._request_ended_first,
+            bytes_past_response=bytes_past,
+        )
 
-    def start_next_cycle(self, now: float) -> None:
-        if self._reusable_after_bypass is not None:
+    def start_next_cycle(self) -> None:
+        if self._bypass is not None:
             self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
-            self._reusable_after_bypass = None
-            self._unparsed = False
+            self._bypass = None
         else:
             self.h11.start_next_cycle()
-            self._unparsed = True  # whatever came after the last response is parsed as the next one's
+        self._unparsed = False  # nothing came after the response, or the connection would not be reused
         self.exchanges += 1
         self.bytes_received = 0
-        self.idle_since = now
+        self.request_written = False
+        self._request_ended_first = False
+        self.idle_since = self._response_ended_at
 
     async def aclose(self) -> None:
         await anyio.aclose_forcefully(self.stream)

@@ -135,11 +135,12 @@ class Exchange:
         self._answered = anyio.Event() if request.expects_continue else None
         self._final_head_seen = False
         self._head_relayed = False
-        # A Content-Length body is read past h11: how much is still to come, what came with the head,
-        # and whether the connection can carry another request afterwards.
+        # A Content-Length body is read past h11: how much is still to come, what came with the head, whether
+        # the response keeps the connection alive, and whether the upstream sent more than the body.
         self._body_left: int | None = None
         self._received_body = b""
-        self._reusable = False
+        self._keeps_alive = False
+        self._bytes_past_body = False
 
     async def run(self) -> None:
         if self._request.framing.kind == "none":
@@ -254,7 +255,7 @@ class Exchange:
                 length = content_length_body(self._request.head.method, response.status_code, headers)
                 if length is not None:
                     self._body_left = length
-                    self._reusable = keeps_alive(response.http_version, headers)
+                    self._keeps_alive = keeps_alive(response.http_version, headers)
                     self._received_body = self._conn.take_buffered_bytes()
                 watchdog.arm_client()
                 await self._to_client(start)
@@ -293,13 +294,15 @@ class Exchange:
             if len(data) > left:
                 # The upstream talks past its response: pass on what belongs to it, never reuse.
                 data = data[:left]
-                self._reusable = False
+                self._bytes_past_body = True
             left -= len(data)
             self._body_left = left
+            if not left:
+                conn.response_ended()
             await self._to_client({"type": "http.response.body", "body": data, "more_body": left > 0})
             data = b""
             if not left:
-                conn.end_body_read_past_h11(self._reusable)
+                conn.end_body_read_past_h11(keeps_alive=self._keeps_alive, bytes_past_body=self._bytes_past_body)
                 self.complete = True
                 return
 
@@ -315,12 +318,15 @@ class Exchange:
                 # When the end is already here, say so with the last chunk: one send fewer.
                 following = self._conn.buffered_event()
                 last = isinstance(following, h11.EndOfMessage)
+                if last:
+                    self._conn.response_ended()
                 await self._to_client({"type": "http.response.body", "body": event.data, "more_body": not last})
                 if last:
                     self.complete = True
                     return
                 event = following
             elif isinstance(event, h11.EndOfMessage):
+                self._conn.response_ended()
                 await self._to_client({"type": "http.response.body", "body": b"", "more_body": False})
                 self.complete = True
                 return

@@ -7,16 +7,17 @@ import time
 from .config import ProxyConfig, Upstream
 from .connection import UpstreamConnection
 from .hooks import ProxyHooks
-from .reuse import is_expired
+from .reuse import is_expired, may_hand_out
 from .transport import open_stream
 
 
 class ConnectionPool:
-    """Idle connections expire lazily (checked on every acquire and release): no background task.
-    Idle times are on time.monotonic(), which costs no syscall, unlike anyio.current_time().
+    """Idle connections expire lazily (checked on every acquire): no background task. Idle times are on
+    time.monotonic(), which costs no syscall, unlike anyio.current_time().
 
-    Most recently used first, because the freshest connection is the least likely to have been
-    closed by the upstream's own keep-alive timeout.
+    Most recently used first, because the freshest connection is the least likely to have been closed by
+    the upstream's own keep-alive timeout; each is looked at before it is handed out (`may_hand_out`), so a
+    request never goes out on a connection the upstream already closed.
     """
 
     def __init__(self, config: ProxyConfig, hooks: ProxyHooks) -> None:
@@ -34,12 +35,10 @@ class ConnectionPool:
         return self._in_use
 
     async def acquire(self, upstream: Upstream, *, fresh: bool = False) -> UpstreamConnection:
-        """An idle connection to `upstream`, or a new one (always new when `fresh`)."""
+        """An idle connection to `upstream` that may carry a request, or a new one (always new when `fresh`)."""
         conn = None
         if not fresh and self._idle:
-            await self._drop_unusable(upstream)
-            if self._idle:
-                conn = self._idle.pop()
+            conn = await self._take_idle(upstream)
         if conn is None:
             conn = UpstreamConnection(await open_stream(upstream, self._config.connect_timeout), upstream)
         self._in_use += 1
@@ -47,10 +46,10 @@ class ConnectionPool:
         return conn
 
     async def release(self, conn: UpstreamConnection) -> None:
-        """Back to the pool if h11 says the connection can carry another request, else closed."""
+        """Back to the pool if the connection can carry another request (`may_reuse`), else closed."""
         self._in_use -= 1
         if self._config.pool_max_connections > 0 and conn.may_carry_another_request:
-            conn.start_next_cycle(time.monotonic())
+            conn.start_next_cycle()
             self._idle.append(conn)
             if len(self._idle) > self._config.pool_max_connections:
                 await self._idle.pop(0).aclose()
@@ -69,20 +68,26 @@ class ConnectionPool:
             await conn.aclose()
         self._notify()
 
-    async def _drop_unusable(self, upstream: Upstream) -> None:
-        """Close the expired connections, and those to a previous upstream (a restarted child on a new port)."""
-        # Appended on release, so idle_since ascends: the expired connections are a prefix.
+    async def _take_idle(self, upstream: Upstream) -> UpstreamConnection | None:
+        """The most recently used idle connection that may go to `upstream` now; those met on the way that may
+        not (expired, closed or written to by the upstream, to a previous upstream: a restarted child on a new
+        port) are closed, and so are the expired ones at the old end of the list."""
         now, timeout = time.monotonic(), self._config.pool_idle_timeout
-        stale = 0
-        while stale < len(self._idle) and is_expired(self._idle[stale].idle_since, now, timeout):
-            stale += 1
-        drop, self._idle = self._idle[:stale], self._idle[stale:]
-        # Checked before every hand-out from the end, so the connection handed out is always to `upstream`.
-        if self._idle and self._idle[-1].upstream != upstream:
-            drop += [conn for conn in self._idle if conn.upstream != upstream]
-            self._idle = [conn for conn in self._idle if conn.upstream == upstream]
-        for conn in drop:
+        # Appended on release, so the oldest idle connections come first (roughly: idle time counts from the
+        # end of each response, not from its release); expired ones there would otherwise wait for a hand-out.
+        while self._idle and is_expired(self._idle[0].idle_since, now, timeout):
+            await self._idle.pop(0).aclose()
+        while self._idle:
+            conn = self._idle.pop()
+            if may_hand_out(
+                same_upstream=conn.upstream == upstream,
+                idle_for=now - conn.idle_since,
+                idle_timeout=timeout,
+                peer_closed_or_spoke=conn.peer_closed_or_spoke(),
+            ):
+                return conn
             await conn.aclose()
+        return None
 
     def _notify(self) -> None:
         self._hooks.pool_changed(len(self._idle), self._in_use)

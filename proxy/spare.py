@@ -9,7 +9,6 @@ retries once on a fresh connection if the upstream closes it at the last moment 
 from __future__ import annotations
 
 import logging
-import select
 import time
 
 import anyio
@@ -17,27 +16,15 @@ import anyio.abc
 
 from .config import ProxyConfig, Upstream
 from .failures import UpstreamError
-from .transport import open_stream
+from .transport import open_stream, readable_or_closed
 
 log = logging.getLogger("proxy")
-
-_POLL_GONE = select.POLLIN | select.POLLERR | select.POLLHUP | getattr(select, "POLLRDHUP", 0)
 
 
 def spare_usable(*, same_upstream: bool, age: float, max_age: float, readable_or_closed: bool) -> bool:
     """A spare may carry a handshake when it goes to the upstream asked for, has not idled past `max_age`,
     and has nothing to read: an upstream that closed it (or wrote to it unasked) makes it readable."""
     return same_upstream and age < max_age and not readable_or_closed
-
-
-def readable_or_closed(stream: anyio.abc.ByteStream) -> bool:
-    """Whether the peer closed the stream or sent something on it, looked at without reading."""
-    fileno = stream.extra(anyio.abc.SocketAttribute.raw_socket).fileno()
-    if fileno < 0:
-        return True
-    poller = select.poll()
-    poller.register(fileno, _POLL_GONE)
-    return bool(poller.poll(0))
 
 
 class SpareConnection:

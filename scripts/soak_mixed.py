@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Mixed soak against a running FluxLit: small and large API calls, a proxied static asset and WebSocket sessions.
+"""Mixed soak against a running FluxLit: small and large API calls, a proxied static asset, WebSocket sessions and
+Streamlit file uploads, optionally after pauses that leave the gateway's connections to Streamlit idle.
 
 Reports failed requests, the gateway's resident memory growth after a warm-up, and its open descriptors.
 
@@ -8,7 +9,10 @@ Environment (all optional):
   COUNT               100000 requests in all (a WebSocket session counts as one)
   CONCURRENCY         8 worker threads, each with one keep-alive connection
   WARMUP              requests before the baseline sample (default: COUNT // 10, at most 5000)
-  MIX                 api_small=50,api_large=20,static=25,websocket=5 (relative weights)
+  MIX                 api_small=50,api_large=20,static=25,websocket=5 (relative weights; also upload=N)
+  IDLE_PAUSES         0; N stops every worker N times (spread over the measured phase): the gateway's connections
+                      to Streamlit idle for a random 0-IDLE_MAX_S (10) s pause, the same for all, then every worker
+                      uploads a file at once (PUT /_stcore/upload_file/..., 204); these uploads count in COUNT
   API_PREFIX          /api;  LARGE_API_PATH: /openapi.json (below API_PREFIX)
   STATIC_PATH         a proxied asset below BASE_URL (default: the stylesheet the app's HTML shell names)
   METRICS_PATH        /__fluxlit/metrics, read for fluxlit_process_{resident_memory_bytes,open_fds}{process="gateway"}
@@ -34,8 +38,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from soak_uploads import STREAMLIT_KEEP_ALIVE_S, IdlePauses, StreamlitUploader
 
-KINDS = ("api_small", "api_large", "static", "websocket")
+KINDS = ("api_small", "api_large", "static", "websocket", "upload")
+# Not a MIX kind: what the schedule hands every worker at an idle pause.
+IDLE_THEN_UPLOAD = "idle_then_upload"
 
 
 class UsageError(Exception):
@@ -61,6 +68,13 @@ class SoakConfig:
     max_rss_growth_pct: float
     max_fd_growth: int
     output_format: str
+    idle_pauses: int = 0
+    idle_max_s: float = 10.0
+
+    @property
+    def scheduled(self) -> int:
+        """Requests in the mix; the rest of COUNT are the uploads after idle pauses."""
+        return self.count - self.idle_pauses * self.concurrency
 
 
 def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
@@ -108,10 +122,16 @@ def read_config(env: dict[str, str]) -> SoakConfig:
     pid = env.get("GATEWAY_PID", "").strip()
     if pid and not pid.isdigit():
         raise UsageError(f"GATEWAY_PID={pid!r} must be a process id")
+    concurrency, idle_pauses = _int(env, "CONCURRENCY", 8, 1), _int(env, "IDLE_PAUSES", 0, 0)
+    if count - idle_pauses * concurrency <= warmup:
+        raise UsageError(
+            f"IDLE_PAUSES={idle_pauses} x CONCURRENCY={concurrency} uploads leave no measured requests in "
+            f"COUNT={count} after WARMUP={warmup}: raise COUNT or lower IDLE_PAUSES"
+        )
     return SoakConfig(
         base_url=base,
         count=count,
-        concurrency=_int(env, "CONCURRENCY", 8, 1),
+        concurrency=concurrency,
         warmup=warmup,
         mix=parse_mix(env.get("MIX", "api_small=50,api_large=20,static=25,websocket=5")),
         api_prefix="/" + env.get("API_PREFIX", "/api").strip().strip("/"),
@@ -124,6 +144,8 @@ def read_config(env: dict[str, str]) -> SoakConfig:
         max_rss_growth_pct=_float(env, "MAX_RSS_GROWTH_PCT", 5.0),
         max_fd_growth=_int(env, "MAX_FD_GROWTH", 10, 0),
         output_format=output,
+        idle_pauses=idle_pauses,
+        idle_max_s=_float(env, "IDLE_MAX_S", 10.0),
     )
 
 
@@ -208,10 +230,13 @@ def websocket_session(config: SoakConfig) -> str | None:
     return None
 
 
-def one_request(client: httpx.Client, config: SoakConfig, kind: str) -> str | None:
+def one_request(client: httpx.Client, config: SoakConfig, kind: str, uploader: StreamlitUploader | None) -> str | None:
     """None when the request did what it should, else why not."""
     if kind == "websocket":
         return websocket_session(config)
+    if kind == "upload":
+        assert uploader is not None
+        return uploader.upload()
     if kind == "api_small":
         response = client.get(f"{config.base_url}{config.api_prefix}/smoke")
     elif kind == "api_large":
@@ -227,12 +252,21 @@ def one_request(client: httpx.Client, config: SoakConfig, kind: str) -> str | No
 
 
 class Schedule:
-    """Hands out request indexes; workers wait at the warm-up boundary until the baseline is sampled."""
+    """Hands out request indexes; workers wait at the warm-up boundary until the baseline is sampled, and every
+    worker is handed IDLE_THEN_UPLOAD at each idle pause's boundary until the pause is over."""
 
     def __init__(self, config: SoakConfig) -> None:
         rng = random.Random(config.seed)
         kinds = [kind for kind in KINDS if config.mix.get(kind)]
-        self.kinds = rng.choices(kinds, weights=[config.mix[k] for k in kinds], k=config.count)
+        self.kinds = rng.choices(kinds, weights=[config.mix[k] for k in kinds], k=config.scheduled)
+        span = config.scheduled - config.warmup
+        self.pauses = IdlePauses(
+            boundaries=[config.warmup + (k + 1) * span // (config.idle_pauses + 1) for k in range(config.idle_pauses)],
+            pauses=[rng.uniform(0.0, config.idle_max_s) for _ in range(config.idle_pauses)],
+            workers=config.concurrency,
+            # every worker ends its current request within a few request timeouts of the first one's arrival
+            deadline_s=config.idle_max_s + config.timeout_s * 4,
+        )
         self.warmup = config.warmup
         self.next = 0
         self.lock = threading.Lock()
@@ -243,6 +277,8 @@ class Schedule:
             index = self.next
             if index >= len(self.kinds):
                 return None
+            if index == self.pauses.next_boundary:
+                return IDLE_THEN_UPLOAD
             self.next += 1
         if index >= self.warmup:
             self.second_phase.wait()
@@ -253,14 +289,24 @@ def run_workers(
     config: SoakConfig, schedule: Schedule, tally: Tally, release: threading.Event
 ) -> list[threading.Thread]:
     def work() -> None:
+        uploader = None
+        if config.idle_pauses or config.mix.get("upload"):
+            uploader = StreamlitUploader(config.base_url, config.timeout_s)
+            uploader.open()
         with httpx.Client(timeout=config.timeout_s) as client:
             while (kind := schedule.take()) is not None:
+                if kind == IDLE_THEN_UPLOAD:
+                    assert uploader is not None
+                    tally.record("upload", schedule.pauses.upload_after_pause(uploader))
+                    continue
                 try:
-                    error = one_request(client, config, kind)
+                    error = one_request(client, config, kind, uploader)
                 except Exception as exc:  # every failure is counted, none ends the soak
                     error = f"{type(exc).__name__}: {exc}"
                 tally.record(kind, error)
             release.wait()  # keep the connection open until the last sample is taken
+        if uploader is not None:
+            uploader.close()
 
     threads = [threading.Thread(target=work, name=f"soak-{i}", daemon=True) for i in range(config.concurrency)]
     for thread in threads:
@@ -311,6 +357,12 @@ def soak(config: SoakConfig) -> dict[str, Any]:
         "ok": tally.ok,
         "failed": tally.failed,
         "error_samples": tally.samples,
+        "idle_pauses": {
+            "count": config.idle_pauses,
+            "uploads": config.idle_pauses * config.concurrency,
+            "over_streamlit_keep_alive": sum(pause > STREAMLIT_KEEP_ALIVE_S for pause in schedule.pauses.pauses),
+            "pauses_s": [round(pause, 2) for pause in schedule.pauses.pauses],
+        },
         "rss_bytes": {"warm": warm.rss_bytes, "end": end.rss_bytes},
         "rss_growth_pct": round(growth, 2),
         "open_fds": {"warm": warm.open_fds, "end": end.open_fds},
@@ -327,6 +379,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"soak_mixed: {report['count']} requests x{report['concurrency']} against {report['base_url']} "
         f"({report['elapsed_s']} s, {report['requests_per_s']} req/s)",
         f"errors={report['errors']} ok={report['ok']} failed={report['failed']}",
+        *_idle_line(report),
         f"gateway rss: {rss['warm'] / 2**20:.1f} MiB after warm-up -> {rss['end'] / 2**20:.1f} MiB "
         f"({report['rss_growth_pct']:+.2f}%)",
         f"gateway fds: {fds['warm']} -> {fds['end']} ({report['fd_growth']:+d})",
@@ -334,6 +387,17 @@ def render_text(report: dict[str, Any]) -> str:
         "PASS" if report["passed"] else "FAIL",
     ]
     return "\n".join(lines)
+
+
+def _idle_line(report: dict[str, Any]) -> list[str]:
+    idle = report["idle_pauses"]
+    if not idle["count"]:
+        return []
+    return [
+        f"idle pauses: {idle['count']} ({idle['over_streamlit_keep_alive']} over Streamlit's "
+        f"{STREAMLIT_KEEP_ALIVE_S:g} s keep-alive, longest {max(idle['pauses_s']):g} s), "
+        f"each followed by {report['concurrency']} uploads at once"
+    ]
 
 
 def main() -> int:

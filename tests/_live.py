@@ -135,3 +135,45 @@ def pid_alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+XSRF_COOKIE = "_streamlit_xsrf"
+
+
+def xsrf_token(live: LiveServer) -> str:
+    """A fresh XSRF token, from the cookie Streamlit sets on its health answer (as a browser gets one)."""
+    response = live.get("/_stcore/health")
+    assert response.status_code == 200, response.text
+    return response.cookies[XSRF_COOKIE].strip('"')
+
+
+@contextlib.contextmanager
+def streamlit_session(live: LiveServer, token: str) -> Generator[str, None, None]:
+    """A live Streamlit session opened through the gateway as the frontend opens one; yields its id.
+
+    The session (and so the uploads it accepts) lives while the WebSocket is open.
+    """
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    back = BackMsg()
+    back.rerun_script.query_string = ""
+    back.rerun_script.page_script_hash = ""
+    with connect(
+        f"ws://127.0.0.1:{live.port}/_stcore/stream",
+        subprotocols=["streamlit", token],  # type: ignore[list-item]
+        additional_headers={"Cookie": f"{XSRF_COOKIE}={token}", "Origin": live.base},
+        open_timeout=10,
+        max_queue=None,  # nobody reads after the first message: never stop answering pings for a full queue
+    ) as ws:
+        ws.send(back.SerializeToString())
+        found = ""
+        deadline = time.monotonic() + 20
+        while not found and time.monotonic() < deadline:
+            message = ForwardMsg()
+            message.ParseFromString(ws.recv(timeout=10))
+            if message.WhichOneof("type") == "new_session":
+                found = message.new_session.initialize.session_id
+        assert found, "no new_session message within 20 s"
+        yield found

@@ -67,6 +67,10 @@ def test_pyproject_tool_table_is_read_and_fluxlit_toml_wins_over_it(tmp_path: Pa
         ({"FLUXLIT_GATEWAY_UPSTREAM_READ_TIMEOUT_S": "nan"}, "a number more than 0"),
         ({"FLUXLIT_GATEWAY_MAX_PROXY_REQUEST_BODY_BYTES": "-1"}, "a whole number 0 or more"),
         (
+            {"FLUXLIT_GATEWAY_UPSTREAM_POOL_IDLE_TIMEOUT_S": "0"},
+            "FLUXLIT_GATEWAY_UPSTREAM_POOL_IDLE_TIMEOUT_S='0' is not valid: expected a number more than 0, e.g. 4",
+        ),
+        (
             {"FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S": "0"},
             "FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S='0' is not valid: expected a number more than 0, e.g. 60",
         ),

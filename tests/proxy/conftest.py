@@ -532,3 +532,57 @@ async def serve_raw_websocket(handler: WsHandler, subprotocol: str | None = None
 @pytest.fixture
 def raw_ws_server() -> Callable[..., Any]:
     return serve_raw_websocket
+
+
+# --------------------------------------------------------------------------- an h11 upstream that answers early
+
+
+@dataclass
+class H11Upstream:
+    """A raw upstream parsing with h11 as uvicorn does: it can answer before reading the body and close idle
+    connections after `keepalive_s`, and it records what it could not parse (uvicorn's "Invalid HTTP request").
+    """
+
+    status: int = 405
+    body: bytes = b"Method Not Allowed"
+    answer_early: bool = True
+    keepalive_s: float = 5.0
+    connections: int = 0
+    requests: list[tuple[int, str, bytes]] = field(default_factory=list)  # (connection, method, target)
+    invalid: list[str] = field(default_factory=list)
+
+    async def __call__(self, stream: anyio.abc.SocketStream) -> None:
+        index, self.connections = self.connections, self.connections + 1
+        conn = h11.Connection(h11.SERVER)
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self.invalid.append(str(exc))
+                await stream.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                return
+            if event is h11.NEED_DATA:
+                between_requests = conn.our_state is h11.IDLE and conn.their_state is h11.IDLE
+                with anyio.move_on_after(self.keepalive_s if between_requests else 30):
+                    conn.receive_data(await stream.receive())
+                    continue
+                return  # the keep-alive timer fired: close, as uvicorn does
+            if isinstance(event, h11.Request):
+                self.requests.append((index, event.method.decode(), bytes(event.target)))
+                if self.answer_early:
+                    await self._respond(stream, conn)
+            elif isinstance(event, h11.EndOfMessage):
+                if conn.our_state is h11.SEND_RESPONSE:
+                    await self._respond(stream, conn)
+                conn.start_next_cycle()
+            elif isinstance(event, h11.ConnectionClosed):
+                return
+
+    async def _respond(self, stream: anyio.abc.SocketStream, conn: h11.Connection) -> None:
+        head = h11.Response(status_code=self.status, headers=[(b"content-length", b"%d" % len(self.body))])
+        await stream.send(conn.send(head) + conn.send(h11.Data(data=self.body)) + conn.send(h11.EndOfMessage()))
+
+
+@pytest.fixture
+def h11_upstream() -> Callable[..., H11Upstream]:
+    return H11Upstream

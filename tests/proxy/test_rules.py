@@ -14,24 +14,52 @@ from proxy.failures import (
     unavailable_refusal,
     websocket_refusal_for_failure,
 )
-from proxy.reuse import is_expired, keeps_alive, may_retry, may_reuse
+from proxy.reuse import is_expired, keeps_alive, may_hand_out, may_retry, may_reuse
 from proxy.ws_handshake import upstream_host_value
+
+REUSE_BASE = {
+    "request_state": h11.DONE,
+    "response_state": h11.DONE,
+    "request_written": True,
+    "request_ended_first": True,
+    "bytes_past_response": False,
+}
 
 
 @pytest.mark.parametrize(
-    ("ours", "theirs", "expected"),
+    ("change", "expected"),
     [
-        (h11.DONE, h11.DONE, True),
-        (h11.DONE, h11.MUST_CLOSE, False),  # upstream said Connection: close, or HTTP/1.0
-        (h11.MUST_CLOSE, h11.DONE, False),
-        (h11.SEND_BODY, h11.DONE, False),  # upstream answered before our body was sent
-        (h11.DONE, h11.SEND_BODY, False),  # response cut short (client went away)
-        (h11.DONE, h11.ERROR, False),
-        (h11.DONE, h11.CLOSED, False),
+        ({}, True),
+        ({"response_state": h11.MUST_CLOSE}, False),  # upstream said Connection: close, or HTTP/1.0
+        ({"request_state": h11.MUST_CLOSE}, False),
+        ({"request_state": h11.SEND_BODY}, False),  # upstream answered before our body was sent
+        ({"response_state": h11.SEND_BODY}, False),  # response cut short (client went away)
+        ({"response_state": h11.ERROR}, False),
+        ({"response_state": h11.CLOSED}, False),
+        # h11 framed the end of the request, the write holding it was cancelled: "0\r\n\r\n" never left
+        ({"request_written": False}, False),
+        # answered early, the request ended afterwards: the upstream may have closed instead of reading on
+        ({"request_ended_first": False}, False),
+        ({"bytes_past_response": True}, False),  # unasked bytes would answer the next request
     ],
 )
-def test_may_reuse_only_when_both_messages_finished_cleanly(ours, theirs, expected):
-    assert may_reuse(ours, theirs) is expected
+def test_may_reuse_only_when_both_messages_ended_cleanly_and_in_order(change, expected):
+    assert may_reuse(**{**REUSE_BASE, **change}) is expected
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({}, True),
+        ({"same_upstream": False}, False),  # a restarted child on a new port
+        ({"idle_for": 3.99}, True),
+        ({"idle_for": 4.0}, False),  # expired: the upstream's keep-alive is about to close it
+        ({"peer_closed_or_spoke": True}, False),  # closed (EOF) or written to unasked
+    ],
+)
+def test_may_hand_out(change, expected):
+    base = {"same_upstream": True, "idle_for": 1.0, "idle_timeout": 4.0, "peer_closed_or_spoke": False}
+    assert may_hand_out(**{**base, **change}) is expected
 
 
 @pytest.mark.parametrize(
@@ -205,6 +233,7 @@ def test_upstream_rejects_bad_values_with_a_fix(kwargs):
         {"read_timeout": -1},
         {"ws_keepalive_interval": 0},
         {"pool_max_connections": -1},
+        {"pool_idle_timeout": 0},
         {"max_request_body_bytes": -1},
         {"ws_max_message_bytes": 0},
         {"ws_message_stall_timeout": 0},

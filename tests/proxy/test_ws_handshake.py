@@ -15,7 +15,8 @@ from wsproto.events import Request
 
 from proxy import ProxyConfig, Upstream
 from proxy.failures import Failure, UpstreamError
-from proxy.spare import SpareConnection, readable_or_closed, spare_usable
+from proxy.spare import SpareConnection, spare_usable
+from proxy.transport import readable_or_closed
 from proxy.ws_handshake import (
     accept_token,
     check_switch,

@@ -1,0 +1,95 @@
+"""One exchange whose upstream answers before the request ended: the connection must never carry the next request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from proxy import ProxyConfig, ReverseProxy, Upstream
+
+pytestmark = pytest.mark.anyio
+
+NO_SPARE = ProxyConfig(ws_spare_connection=False)
+
+
+def scope_for(method: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http", "http_version": "1.1", "method": method, "scheme": "http", "path": "/", "raw_path": b"/",
+        "query_string": b"", "root_path": "", "headers": [(b"host", b"app.example"), *headers],
+        "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+
+
+async def answered_early(proxy: ReverseProxy, headers: list[tuple[bytes, bytes]], last_body: bytes) -> int:
+    """A request whose last body message arrives just as the client has the whole (early) response.
+
+    The final message is handed over in the same turn the response ends, so the request side resumes with it
+    while the exchange is being cancelled: the moment where the end of the request is framed but not written.
+    """
+    response_ended = anyio.Event()
+    status = 0
+    messages: list[Any] = [
+        {"type": "http.request", "body": b"hello", "more_body": True},
+        response_ended,
+        {"type": "http.request", "body": last_body, "more_body": False},
+    ]
+    never = anyio.Event()
+
+    async def receive() -> dict[str, Any]:
+        while messages and isinstance(messages[0], anyio.Event):
+            await messages.pop(0).wait()
+        if messages:
+            return messages.pop(0)  # type: ignore[no-any-return]
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif not message.get("more_body", False):
+            response_ended.set()
+
+    with anyio.fail_after(5):
+        await proxy(scope_for("POST", headers), receive, send)
+    return status
+
+
+async def plain_get(proxy: ReverseProxy) -> int:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with anyio.fail_after(5):
+        await proxy(scope_for("GET", []), receive, send)
+    return int(sent[0]["status"])
+
+
+async def test_a_chunked_body_cut_short_by_an_early_answer_never_reaches_the_next_request(h11_upstream, tcp_server):
+    """The end of a chunked body ("0\\r\\n\\r\\n") framed but not written: reusing the connection would make the
+    next request head the rest of this body (Streamlit logged "Invalid HTTP request received")."""
+    upstream = h11_upstream()
+    async with tcp_server(upstream) as port:
+        proxy = ReverseProxy(lambda: Upstream(port=port), NO_SPARE)
+        assert await answered_early(proxy, [(b"transfer-encoding", b"chunked")], last_body=b"") == 405
+        assert await plain_get(proxy) == 405
+        await proxy.aclose()
+    assert upstream.invalid == []
+    assert [(conn, method) for conn, method, _ in upstream.requests] == [(0, "POST"), (1, "GET")]
+
+
+async def test_a_request_that_ends_only_after_its_response_did_is_not_pooled(h11_upstream, tcp_server):
+    """Answered early, a server may close instead of reading the rest (RFC 9112 9.3): never pool such a connection."""
+    upstream = h11_upstream()
+    async with tcp_server(upstream) as port:
+        proxy = ReverseProxy(lambda: Upstream(port=port), NO_SPARE)
+        assert await answered_early(proxy, [(b"content-length", b"5")], last_body=b"") == 405
+        assert await plain_get(proxy) == 405
+        await proxy.aclose()
+    assert [(conn, method) for conn, method, _ in upstream.requests] == [(0, "POST"), (1, "GET")]

@@ -38,7 +38,7 @@ def workbench_command(**cli_values: Any) -> None:
         settings = resolved.settings
         for line in workbench_urls(settings.host, settings.port, os.environ):
             click.echo(line, err=True)
-        code = serve_command(resolved, target)
-        exit_process(int(code))  # not sys.exit: see `fluxlit serve`
+        # One line: Python 3.11's tracer loses the lines after anyio.run returns in this frame (cpython#106749).
+        exit_process(int(serve_command(resolved, target)))  # not sys.exit: see `fluxlit serve`
     except FluxLitError as error:
         fail(error)

@@ -4,7 +4,6 @@ sessions, idle tabs surviving an idle-cutting proxy, and the memory of unfinishe
 from __future__ import annotations
 
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -133,7 +132,7 @@ def test_sigterm_after_three_browser_sessions_exits_in_under_two_seconds(serve: 
     assert time.monotonic() - started < 2.0
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx (apt-get install nginx)")
+@pytest.mark.external("nginx")
 def test_a_websocket_idle_for_three_intervals_behind_nginx_is_not_cut(serve: Serve, tmp_path: Path) -> None:
     interval = 2
     live = serve("--ws-ping-interval", str(interval))

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from fluxlit.doctor_model import Check, DoctorContext, not_checked, passed, warned
 
-# The module that runs Streamlit's uvicorn server (1.57+); before that Streamlit served with Tornado.
+# The module that runs Streamlit's uvicorn server. Older releases (1.54 for one) ship it too, but serve with
+# Tornado unless the experimental `server.useStarlette` option is on: their STREAMLIT_SERVER_SWITCH names it.
 STREAMLIT_SERVER_FILE = "streamlit/web/server/starlette/starlette_server.py"
+STREAMLIT_SERVER_SWITCH = "streamlit/web/server/server.py"
 
 
 def check_upstream_keep_alive(ctx: DoctorContext) -> Check:
@@ -45,11 +47,17 @@ def streamlit_keep_alive_s() -> tuple[float | None, str]:
         dist = importlib.metadata.distribution("streamlit")
     except importlib.metadata.PackageNotFoundError:
         return None, "Streamlit is not installed"
-    try:
-        source: str | None = Path(str(dist.locate_file(STREAMLIT_SERVER_FILE))).read_text(encoding="utf-8")
-    except OSError:
-        source = None
+    source = _read(dist, STREAMLIT_SERVER_FILE)
+    if "useStarlette" in (_read(dist, STREAMLIT_SERVER_SWITCH) or ""):
+        source = None  # uvicorn only on request: Tornado serves by default
     return keep_alive_from(dist.version, source)
+
+
+def _read(dist: importlib.metadata.Distribution, path: str) -> str | None:
+    try:
+        return Path(str(dist.locate_file(path))).read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def keep_alive_from(streamlit_version: str, server_source: str | None) -> tuple[float | None, str]:

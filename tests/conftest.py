@@ -18,6 +18,12 @@ pytest_plugins = ["tests._external"]
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """The gateway runs on asyncio only; anyio before 4.5 would also parametrize every async test with trio."""
+    return "asyncio"
+
+
+@pytest.fixture
 def gateway_test_client_factory() -> Iterator[Callable[..., TestClient]]:
     """Build a real gateway (build_gateway) around an app and wrap it in a TestClient; closed after the test."""
     clients: list[TestClient] = []

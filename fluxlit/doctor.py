@@ -22,7 +22,6 @@ from fluxlit.doctor_auth import check_forward_auth, check_jwt_auth
 from fluxlit.doctor_env import (
     check_dependencies,
     check_inotify,
-    check_packages,
     check_port,
     check_python,
     check_state_file,
@@ -42,7 +41,6 @@ from fluxlit.doctor_upstream import check_upstream_keep_alive
 OFFLINE_CHECKS: tuple[CheckFunction, ...] = (
     check_python,
     check_dependencies,
-    check_packages,
     check_settings,
     check_target,
     check_pages,

@@ -13,18 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 from fluxlit.errors import ConfigError
 from fluxlit.settings import Settings
-from fluxlit.settings_sources import ResolvedSettings
+from fluxlit.settings_sources import ResolvedSettings, replace
 from fluxlit.streamlit_entry import streamlit_argv, streamlit_max_message_bytes
-from fluxlit.upstream_status import UpstreamStatus
+from fluxlit.upstream_status import UpstreamStatus, upstream_status_from
+from fluxlit.worker_handoff import handoff_environment
 
 if TYPE_CHECKING:  # this module is imported before the target, so it imports nothing heavy itself
+    from fluxlit_supervisor import StateHub, WorkerSpec
+    from fluxlit_supervisor.early import PrestartedChild
+
     from fluxlit.targets import LoadedTarget
     from fluxlit.upstream_status import UpstreamStatusSource
-    from supervisor import StateHub, WorkerSpec
-    from supervisor.early import PrestartedChild
-
-# Retry-After while Streamlit (re)starts: a cold start takes one to two seconds here.
-RESTART_RETRY_AFTER_S = 2
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def streamlit_started_early(resolved: ResolvedSettings) -> Generator[EarlyChild 
         except ConfigError:
             env = None  # every bind is a unix socket: the plan reports it
         if env is not None:
-            from supervisor.early import prestart
+            from fluxlit_supervisor.early import prestart
 
             root = settings.root_path
             child = prestart(lambda port: streamlit_argv(port, root_path=root), env)
@@ -71,18 +70,16 @@ def streamlit_started_early(resolved: ResolvedSettings) -> Generator[EarlyChild 
 def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: EarlyChild | None = None) -> int:
     """Run until a signal (exit 0) or a supervision failure (its exit code)."""
     settings = resolved.settings
-    from fluxlit.logs import configure_logging, get_logger
+    # Imported here, not at the top: `fluxlit serve` imports this module before it starts Streamlit early, and
+    # logging's ~25 ms (python -X importtime) would delay that start.
+    from fluxlit.logs import bind_process_fields, configure_logging, get_logger
 
     configure_logging(settings.log_level, settings.log_format)
     log = get_logger("fluxlit")
     settings = _with_concrete_port(settings, early.port if early is not None else None)
     configured = settings  # workers name themselves when no replica id was given
     if not settings.replica_id:
-        from fluxlit.settings_sources import replace
-
         settings = replace(settings, replica_id=f"{socket.gethostname()}-{os.getpid()}")
-    from fluxlit.logs import bind_process_fields
-
     # Pages and app.urls read these at request time, in this process and (through its env) in the child.
     os.environ["FLUXLIT_TRUST_PROXY"] = "1" if settings.trust_proxy else "0"
     os.environ["FLUXLIT_PUBLIC_BASE_URL"] = settings.public_base_url
@@ -100,7 +97,7 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: Early
         ws_ping_interval_s=settings.ws_ping_interval_s,
         ws_reassembly_budget_bytes=plan.reassembly_budget.limit,
     )
-    from supervisor import run
+    from fluxlit_supervisor import run
 
     return int(
         run(
@@ -124,13 +121,12 @@ _WORKER_STOP_SLACK_S = 5.0
 
 def worker_spec(settings: Settings, state_file: Path) -> WorkerSpec:
     """The extra gateway processes of `--workers N`: `python -m fluxlit.worker`, following our state file."""
-    from fluxlit.worker import worker_environment
-    from supervisor import WorkerSpec
+    from fluxlit_supervisor import WorkerSpec
 
     return WorkerSpec(
         argv=[sys.executable, "-m", "fluxlit.worker"],
         count=settings.workers - 1,
-        env=worker_environment(settings, state_file),
+        env=handoff_environment(settings, state_file),
         stop_grace=settings.graceful_timeout_s + _WORKER_STOP_SLACK_S,
     )
 
@@ -139,7 +135,6 @@ def _with_concrete_port(settings: Settings, chosen: int | None = None) -> Settin
     """Port 0 means "any": pick one now (or keep the one `chosen` earlier) so the child's API base can name it."""
     if settings.binds or settings.port != 0:
         return settings
-    from fluxlit.settings_sources import replace
 
     return replace(settings, port=chosen or _free_port(settings.host))
 
@@ -198,20 +193,6 @@ def child_environment(settings: Settings, loopback_port: int | None = None) -> d
     }
 
 
-def upstream_status_from(state: Any, stopping: bool) -> UpstreamStatus:
-    """Map the supervisor's snapshot to what the gateway and proxy need."""
-    restarting = state.state in ("restarting", "starting") and state.generation > 1
-    return UpstreamStatus(
-        state="stopping" if stopping else state.state,
-        detail=state.detail,
-        generation=state.generation,
-        host=state.host,
-        port=state.port,
-        restarting=restarting or stopping,
-        retry_after_seconds=RESTART_RETRY_AFTER_S,
-    )
-
-
 class ServePlan:
     """Everything one `fluxlit serve` run is made of, built before any process starts."""
 
@@ -224,10 +205,8 @@ class ServePlan:
         upstream: UpstreamStatusSource | None = None,
     ) -> None:
         """`upstream` replaces the hub as the source of Streamlit's status (a worker follows the state file)."""
-        from fluxlit.gateway import build_gateway
-        from fluxlit.logs import get_logger
-        from proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
-        from supervisor import (
+        from fluxlit_proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
+        from fluxlit_supervisor import (
             ChildSpec,
             MemoryBudget,
             RestartPolicy,
@@ -236,6 +215,9 @@ class ServePlan:
             WebSocketLimits,
             default_state_file_path,
         )
+
+        from fluxlit.gateway import build_gateway
+        from fluxlit.logs import get_logger
 
         self.settings = settings
         self.hub = hub if hub is not None else StateHub()
@@ -369,10 +351,10 @@ HYPERCORN_OPTIONS: dict[str, Any] = {
     "accesslog": None,
     "websocket_ping_interval": None,
     # The idle timer is also hypercorn's only header deadline: uvicorn's 5 s cuts trickled headers early. (It used
-    # to bound an fd leak too; supervisor/hypercorn_fixes.py now frees a client-closed connection at once.)
+    # to bound an fd leak too; fluxlit_supervisor.hypercorn_fixes now frees a client-closed connection at once.)
     "keep_alive_timeout": 5.0,
     # No `server: hypercorn-h11` on every response: it names our stack to scanners and costs ~10-17 us/request
-    # (bench/api_profile.py); a proxied response keeps no upstream `server` either (proxy/headers.py).
+    # (bench/api_profile.py); a proxied response keeps no upstream `server` either (fluxlit_proxy.headers).
     "include_server_header": False,
 }
 
@@ -408,7 +390,7 @@ def reassembly_budget_bytes(settings: Settings) -> int:
     """FLUXLIT_WS_REASSEMBLY_BUDGET_BYTES, or (0) this process's share of a quarter of the memory limit."""
     if settings.ws_reassembly_budget_bytes:
         return settings.ws_reassembly_budget_bytes
-    from supervisor import memory_limit_bytes
+    from fluxlit_supervisor import memory_limit_bytes
 
     share = memory_limit_bytes() // (_BUDGET_SHARE_OF_MEMORY * settings.workers)
     return max(share, _MIN_REASSEMBLY_BUDGET)

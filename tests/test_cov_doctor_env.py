@@ -1,5 +1,5 @@
 """doctor's environment checks on machines unlike this one: other Python and dependency versions, busy or
-unusable binds, shadowed packages, a low inotify limit."""
+unusable binds, a low inotify limit."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from fluxlit import doctor_env
 from fluxlit.doctor_env import (
     check_dependencies,
     check_inotify,
-    check_packages,
     check_port,
     check_python,
     version_tuple,
@@ -65,14 +64,6 @@ def test_dependencies_newer_than_tested_only_warn(monkeypatch: pytest.MonkeyPatc
     assert check.status is Status.WARN
     assert check.detail.startswith("newer than tested: h11 ")
     assert "(tested <0.2)" in check.detail
-
-
-def test_a_package_name_nothing_provides_is_found_nowhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(doctor_env, "OWN_PACKAGES", ("no_such_package_for_doctor",))
-    monkeypatch.setattr(sys, "meta_path", [object(), *sys.meta_path])  # a finder without find_spec is skipped
-    check = check_packages(ctx(tmp_path))
-    assert check.status is Status.FAIL
-    assert check.detail.startswith("'import no_such_package_for_doctor' finds nowhere")
 
 
 def test_a_unix_bind_needs_a_writable_directory(tmp_path: Path) -> None:

@@ -14,12 +14,11 @@ from typing import Any, cast
 
 import anyio
 import pytest
+from fluxlit_supervisor import hypercorn_fixes
+from fluxlit_supervisor.hypercorn_fixes import VERIFIED_VERSIONS, release_closed_connections
+from fluxlit_supervisor.serve import ServeConfig, build_hypercorn_config
 from hypercorn.asyncio import serve
 from hypercorn.asyncio.tcp_server import TCPServer
-
-from supervisor import hypercorn_fixes
-from supervisor.hypercorn_fixes import VERIFIED_VERSIONS, release_closed_connections
-from supervisor.serve import ServeConfig, build_hypercorn_config
 
 KEEP_ALIVE = 3.0  # long enough that waiting for it is plainly distinguishable from closing at once
 

@@ -16,8 +16,8 @@ from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 
-from supervisor.hypercorn_fixes import SupervisedConfig, guard_websockets, release_closed_connections
-from supervisor.ws_watchdog import WebSocketLimits
+from fluxlit_supervisor.hypercorn_fixes import SupervisedConfig, guard_websockets, release_closed_connections
+from fluxlit_supervisor.ws_watchdog import WebSocketLimits
 
 logger = logging.getLogger("supervisor")
 

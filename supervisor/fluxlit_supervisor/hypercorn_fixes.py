@@ -28,9 +28,9 @@ import anyio
 from hypercorn.config import Config
 from wsproto.events import CloseConnection, Message, Ping
 
-from supervisor.memory_budget import MemoryBudget
-from supervisor.ws_frames import FrameLengthScanner
-from supervisor.ws_watchdog import (
+from fluxlit_supervisor.memory_budget import MemoryBudget
+from fluxlit_supervisor.ws_frames import FrameLengthScanner
+from fluxlit_supervisor.ws_watchdog import (
     MESSAGE_TOO_BIG,
     SendClose,
     SendPing,
@@ -119,7 +119,7 @@ def _hypercorn_version() -> str:
 # - a frame announcing 2**40 bytes is refused only once the limit's worth of its payload has arrived.
 # - a partial message may wait forever for its next fragment.
 # The patch wraps two WSStream methods and swaps each stream's buffer; it does nothing for a Config without
-# `websocket_limits`. Pings come from one watchdog task per stream (supervisor/ws_watchdog.py), which ends
+# `websocket_limits`. Pings come from one watchdog task per stream (ws_watchdog.py), which ends
 # with the stream; hypercorn's own `websocket_ping_interval` stays None.
 
 WEBSOCKET_VERIFIED_VERSIONS = ("0.18.0",)
@@ -148,7 +148,7 @@ def guard_websockets() -> bool:
             logger.warning(
                 "hypercorn %s is not a version the WebSocket patch was checked against (%s): client WebSockets "
                 "get no keepalive pings, no ping timeout, no stall timeout and no reassembly budget; "
-                "re-read the patch in supervisor/hypercorn_fixes.py against %s",
+                "re-read the patch in hypercorn_fixes.py against %s",
                 version,
                 ", ".join(WEBSOCKET_VERIFIED_VERSIONS),
                 WEBSOCKET_UPSTREAM_CODE,

@@ -21,6 +21,7 @@ from hypercorn.config import Config, Sockets
 from fluxlit_supervisor.child import ChildSpec, ChildSupervisor
 from fluxlit_supervisor.concurrency import Pulse, first_of
 from fluxlit_supervisor.exit_codes import ExitCode
+from fluxlit_supervisor.hypercorn_fixes import serve_asgi
 from fluxlit_supervisor.notify import sd_notify, status_text, watchdog_interval
 from fluxlit_supervisor.output import OutputCallback, log_child_output
 from fluxlit_supervisor.policy import RestartPolicy
@@ -35,7 +36,6 @@ from fluxlit_supervisor.serve import (
     build_hypercorn_config,
     close_sockets,
     is_listening,
-    serve_asgi,
 )
 from fluxlit_supervisor.state import StateHub, UpstreamState
 from fluxlit_supervisor.state_file import remove_state_file, write_state_file

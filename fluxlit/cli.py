@@ -221,12 +221,4 @@ def workbench(**cli_values: Any) -> None:
     workbench_command(**cli_values)
 
 
-def run() -> None:  # pragma: no cover - console entry point wrapper
-    main(prog_name="fluxlit")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    run()
-
-
 __all__ = ["ExitCode", "main"]

@@ -230,7 +230,3 @@ def dev(watch_dirs: tuple[str, ...], poll_interval: float, serve_args: tuple[str
     signal.signal(signal.SIGTERM, runner.request_stop)
     signal.signal(signal.SIGINT, runner.request_stop)
     sys.exit(runner.run())
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m fluxlit.dev` until the CLI group registers it
-    dev(prog_name="fluxlit dev")

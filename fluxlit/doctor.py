@@ -21,7 +21,6 @@ from fluxlit.doctor_app import (
 from fluxlit.doctor_auth import check_forward_auth, check_jwt_auth
 from fluxlit.doctor_env import (
     check_dependencies,
-    check_inotify,
     check_port,
     check_python,
     check_state_file,
@@ -53,7 +52,6 @@ OFFLINE_CHECKS: tuple[CheckFunction, ...] = (
     check_jwt_auth,
     check_port,
     check_state_file,
-    check_inotify,
 )
 LIVE_CHECKS: tuple[CheckFunction, ...] = (
     check_healthz,

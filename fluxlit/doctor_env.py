@@ -1,4 +1,4 @@
-"""Doctor checks of the machine and the environment: Python, dependencies, the port, files, inotify."""
+"""Doctor checks of the machine and the environment: Python, dependencies, the port and the files we write."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from fluxlit_supervisor.state_file import state_file_base_dir
 
-from fluxlit.doctor_model import Check, DoctorContext, Status, failed, not_checked, passed, warned
+from fluxlit.doctor_model import Check, DoctorContext, failed, not_checked, passed, warned
 from fluxlit.serve import public_binds
 
 # Oldest supported first; newer than the last tested minor only warns.
@@ -28,9 +28,6 @@ SUPPORTED_VERSIONS: dict[str, tuple[str, str]] = {
     "wsproto": ("1.2", "2"),
     "anyio": ("4.4", "5"),
 }
-# Below this a development file watcher over a large tree runs out of watches.
-LOW_INOTIFY_WATCHES = 65536
-INOTIFY_WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -174,19 +171,3 @@ def check_state_file(ctx: DoctorContext) -> Check:
             "point --state-file / FLUXLIT_STREAMLIT_UPSTREAM_FILE at a writable directory",
         )
     return passed("state_file", f"{directory} is writable ({how})")
-
-
-def check_inotify(ctx: DoctorContext) -> Check:
-    """inotify watch limit, for information (only `fluxlit dev`'s file watcher uses inotify)."""
-    try:
-        watches = int(INOTIFY_WATCHES.read_text().strip())
-    except (OSError, ValueError):
-        return passed("inotify", "not on Linux or not readable: nothing to check")
-    if watches < LOW_INOTIFY_WATCHES:
-        return Check(
-            "inotify",
-            Status.PASS,
-            f"max_user_watches={watches}: a file watcher over a big tree may run out (serve does not watch files)",
-            "for dev mode: sysctl fs.inotify.max_user_watches=524288",
-        )
-    return passed("inotify", f"max_user_watches={watches}")

@@ -250,9 +250,9 @@ class ServePlan:
         from fluxlit.metrics import GatewayMetrics
         from fluxlit.observe import ChildStateMetrics, MetricsProxyHooks
 
-        self.metrics = GatewayMetrics() if settings.metrics else None
-        if self.metrics is not None:
-            hub.subscribe(ChildStateMetrics(self.metrics))
+        self.gateway_metrics = GatewayMetrics() if settings.metrics else None
+        if self.gateway_metrics is not None:
+            hub.subscribe(ChildStateMetrics(self.gateway_metrics))
         self.proxy = (
             ReverseProxy(
                 resolve,
@@ -265,7 +265,7 @@ class ServePlan:
                     ws_max_message_bytes=streamlit_max_message_bytes(extra_args),
                     pool_idle_timeout=settings.upstream_pool_idle_timeout_s,
                 ),
-                MetricsProxyHooks(self.metrics) if self.metrics is not None else None,
+                MetricsProxyHooks(self.gateway_metrics) if self.gateway_metrics is not None else None,
                 reassembly_budget=self.reassembly_budget,
             )
             if has_ui
@@ -276,9 +276,11 @@ class ServePlan:
             settings,
             upstream_status=status if has_ui else _not_configured,
             proxy=self.proxy,
-            internal={settings.metrics_path: self.metrics.endpoint()} if self.metrics is not None else None,
+            internal={settings.metrics_path: self.gateway_metrics.endpoint()}
+            if self.gateway_metrics is not None
+            else None,
             observer=AccessObserver(
-                self.metrics,
+                self.gateway_metrics,
                 generation=(lambda: hub.current.generation) if upstream is None else (lambda: status().generation),
             ),
         )
@@ -342,7 +344,8 @@ def _not_configured() -> UpstreamStatus:
     return UpstreamStatus("not_configured")
 
 
-# Hypercorn settings the gateway relies on (see TRAPS.md): our own access log; header sizes: hypercorn_options.
+# Hypercorn settings the gateway relies on: its access log off (hypercorn's is not structured; we write ours in
+# fluxlit.access); header sizes: hypercorn_options.
 # Not hypercorn's WebSocket pings: in hypercorn 0.18 its ping loop outlives a closed WebSocket by up to one
 # interval, and every graceful stop after a browser session then waited the full --graceful-timeout (11.6 s
 # instead of 0.5 s, measured). Browsers are pinged by the supervisor's watchdog instead (ServeConfig.websocket,

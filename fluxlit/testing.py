@@ -216,7 +216,6 @@ def select_page(
     """
     from fluxlit.streamlit.shell import SWITCH_KEY
 
-    del target
     if page_overrides is not None:
         current = getattr(at, "page_overrides", None) or {}
         at.page_overrides = {**current, **page_overrides}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fluxlit_supervisor import UpstreamState
 
 READY = "ready"
 NOT_CONFIGURED = "not_configured"
@@ -37,8 +40,8 @@ def no_upstream() -> UpstreamStatus:
     return UNCONFIGURED
 
 
-def upstream_status_from(state: Any, stopping: bool) -> UpstreamStatus:
-    """Map the supervisor's snapshot to what the gateway and proxy need."""
+def upstream_status_from(state: UpstreamState, stopping: bool) -> UpstreamStatus:
+    """The supervisor's snapshot of the child (`UpstreamState`) as the gateway and proxy read it."""
     restarting = state.state in ("restarting", "starting") and state.generation > 1
     return UpstreamStatus(
         state="stopping" if stopping else state.state,

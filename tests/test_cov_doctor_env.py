@@ -1,5 +1,5 @@
 """doctor's environment checks on machines unlike this one: other Python and dependency versions, busy or
-unusable binds, a low inotify limit."""
+unusable binds."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytest
 from fluxlit import doctor_env
 from fluxlit.doctor_env import (
     check_dependencies,
-    check_inotify,
     check_port,
     check_python,
     version_tuple,
@@ -104,14 +103,3 @@ def test_a_busy_port_is_expected_when_it_is_the_instance_at_url(tmp_path: Path, 
         Status.PASS,
         f"{bind} in use (expected if the instance checked with --url runs here)",
     )
-
-
-def test_inotify_limits_are_read_where_linux_keeps_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    low = tmp_path / "max_user_watches"
-    low.write_text("8192\n")
-    monkeypatch.setattr(doctor_env, "INOTIFY_WATCHES", low)
-    check = check_inotify(ctx(tmp_path))
-    assert (check.status, check.fix) == (Status.PASS, "for dev mode: sysctl fs.inotify.max_user_watches=524288")
-    assert check.detail.startswith("max_user_watches=8192: ")
-    monkeypatch.setattr(doctor_env, "INOTIFY_WATCHES", tmp_path / "absent")
-    assert check_inotify(ctx(tmp_path)).detail == "not on Linux or not readable: nothing to check"

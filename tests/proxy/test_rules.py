@@ -9,7 +9,6 @@ from fluxlit_proxy.close_codes import code_after_upstream_loss, sendable_close_c
 from fluxlit_proxy.failures import (
     Failure,
     body_too_large_refusal,
-    http_status_for,
     unavailable_refusal,
     websocket_refusal_for_failure,
 )
@@ -128,7 +127,7 @@ def test_may_retry(change, expected):
     ],
 )
 def test_failure_status_and_hook_kind(failure, status, hook_kind):
-    assert http_status_for(failure) == status
+    assert failure.status == status
     assert failure.hook_kind == hook_kind
     assert websocket_refusal_for_failure(failure).close_code == 1011
 

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from fluxlit.errors import FluxLitError
 from fluxlit.exit_codes import ExitCode
 from fluxlit.settings_sources import ResolvedSettings, load_settings
-
-if TYPE_CHECKING:
-    from fluxlit.targets import LoadedTarget
+from fluxlit.targets import LoadedTarget, load_target
 
 
 def resolve(cli_values: dict[str, Any]) -> ResolvedSettings:
@@ -27,8 +25,6 @@ def resolve(cli_values: dict[str, Any]) -> ResolvedSettings:
 
 def resolve_with_target(cli_values: dict[str, Any]) -> tuple[ResolvedSettings, LoadedTarget]:
     """Resolve, import the target, and resolve again when the app brings its own Settings (the "app" layer)."""
-    from fluxlit.targets import load_target
-
     resolved = load_settings(cli_values)
     target = load_target(resolved.settings.target)
     if target.app is not None and target.app.settings is not None:

@@ -28,6 +28,7 @@ def workbench_urls(host: str, port: int, environ: Mapping[str, str]) -> list[str
 
 
 def workbench_command(**cli_values: Any) -> None:
+    # After cli.py's SIGTERM handler, as for `fluxlit serve`: these bring the runner (hypercorn, anyio).
     from fluxlit_supervisor import exit_process
 
     from fluxlit.serve import serve_command

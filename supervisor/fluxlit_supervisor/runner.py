@@ -247,7 +247,7 @@ class _SupervisedRun:
                     return ExitCode.INTERNAL_ERROR
                 group.start_soon(self._serve_task, sockets)
                 if self._workers is not None:
-                    from fluxlit_supervisor.workers import WorkerPool
+                    from fluxlit_supervisor.workers import WorkerPool  # only with --workers N: spares the rest
 
                     self._worker_pool = WorkerPool(self._workers, sockets, self._managed)
                     group.start_soon(self._worker_pool.run)

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test test-fast test-slow test-external coverage coverage-fast coverage-slow e2e lint format-check ty actionlint audit audit-floors upgrade-smoke bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick bench-workers soak docs clean
+.PHONY: install run test test-fast test-slow test-external coverage coverage-fast coverage-slow e2e lint imports format-check ty actionlint audit audit-floors upgrade-smoke bench bench-proxy bench-serve bench-fullstack bench-fullstack-quick bench-workers soak docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: install
 ##   fluxlit/ 100 % from the fast suite alone (the seed's gate); supervisor/ and proxy/ >= 95 % from fast + slow.
 SKIPS := .pytest-skips.jsonl
 export FLUXLIT_SKIP_LOG := $(CURDIR)/$(SKIPS)
-COV := --cov=fluxlit --cov=supervisor --cov=proxy --cov-report=
+COV := --cov=fluxlit --cov=fluxlit_supervisor --cov=fluxlit_proxy --cov-report=
 test: install
 	@rm -f .coverage .coverage.* coverage.xml $(SKIPS)
 	@status=0; \
@@ -72,12 +72,18 @@ test-external: install
 e2e: install
 	$(PYTEST) e2e -m e2e --tracing=retain-on-failure
 
-## ruff (lint and format), mypy --strict and ty on the packages, ty from the root, actionlint on the workflows
+## ruff (lint and format), mypy --strict and ty on the packages, ty from the root, actionlint on the workflows, and
+## the import contracts
 LINTED := fluxlit supervisor proxy tests e2e bench examples scripts/gen_docs.py scripts/soak_mixed.py scripts/soak_uploads.py scripts/security_audit.py scripts/skip_summary.py scripts/floor_advisories.py scripts/floor_constraints.py
-lint: install format-check ty actionlint
+lint: install imports format-check ty actionlint
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy --strict fluxlit supervisor proxy
 	$(BIN)/ty check fluxlit supervisor proxy
+
+## import-linter's contracts ([tool.importlinter] in pyproject.toml): the generic packages never import fluxlit nor
+## each other, fluxlit's layers, and no cycles (function-level imports included)
+imports: install
+	$(BIN)/lint-imports --no-cache
 
 format-check: install
 	$(BIN)/ruff format --check $(LINTED)

@@ -6,7 +6,8 @@
     python bench/ab_trees.py rss /tmp/before . --rounds 3
 
 Each tree serves bench/apps/bench_app.py from its own root (so its own `fluxlit`, `supervisor` and `proxy` are
-imported: the working directory comes first on sys.path). `cold`: start to the first /api/readyz 200, the order
+imported: the working directory comes first on sys.path, then its supervisor/ and proxy/ folders where the
+packages live one level down). `cold`: start to the first /api/readyz 200, the order
 reversed every round. `ws`: WebSocket handshakes to each gateway and straight to each one's Streamlit child,
 alternating handshake by handshake; medians per round. `rss`: gateway RSS idle, then after wrk on the API
 routes and the static bundle plus 50 WebSocket handshakes. Loopback only; every process stopped by its PID.
@@ -35,7 +36,11 @@ def tree_target(name: str, root: Path, workdir: Path) -> targets.Target:
     state = workdir / f"{name}-state.json"
     argv = [sys.executable, "-m", "fluxlit", "serve", targets.APP_TARGET, "--port", "{port}"]
     argv += ["--state-file", str(state)]
-    return targets.Target(name, argv, "/api/readyz", workdir, cwd=root)
+    # A tree with the generic packages one level down (supervisor/fluxlit_supervisor/) imports them from its own
+    # folders, not from whatever checkout the venv has installed; an older tree finds `supervisor` in its root.
+    own = [str(root / part) for part in ("supervisor", "proxy") if (root / part / f"fluxlit_{part}").is_dir()]
+    env = {"PYTHONPATH": os.pathsep.join([*own, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)} if own else {}
+    return targets.Target(name, argv, "/api/readyz", workdir, cwd=root, env=env)
 
 
 def summary(samples: dict[str, list[float]], unit: str) -> None:

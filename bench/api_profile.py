@@ -43,7 +43,7 @@ def proc_cpu_s(pid: int) -> float:
 
 GC_CODE = {
     # After the app is imported, just before serving: startup objects leave the collector's generations.
-    "freeze": "import gc, supervisor; _run = supervisor.run; "
+    "freeze": "import gc, fluxlit_supervisor as supervisor; _run = supervisor.run; "
     "supervisor.run = lambda *a, **k: (gc.collect(), gc.freeze(), _run(*a, **k))[2]; ",
     # Diagnostic only: what the cyclic collector costs per request at all.
     "off": "import gc; gc.disable(); ",

@@ -37,7 +37,7 @@ from websockets.asyncio.client import connect
 
 HERE = Path(__file__).resolve().parent
 WRK = shutil.which("wrk") or ("/usr/bin/wrk" if os.path.exists("/usr/bin/wrk") else None)
-# The gateway runs on uvloop when it is installed (supervisor.runner), and so does Streamlit's uvicorn.
+# The gateway runs on uvloop when it is installed (fluxlit_supervisor.runner), and so does Streamlit's uvicorn.
 DEFAULT_LOOP = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 

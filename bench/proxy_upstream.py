@@ -84,7 +84,7 @@ def main() -> None:
     config.graceful_timeout = 1.0
     app: Any = upstream_app
     if args.role == "proxy":
-        from proxy import ReverseProxy, Upstream
+        from fluxlit_proxy import ReverseProxy, Upstream
 
         upstream = Upstream(port=args.upstream_port)
         app = cast(Any, ReverseProxy(lambda: upstream))  # our ASGI aliases are plain mappings, not hypercorn's

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 # Starlette and httpx are imported, and the gateway process should not pay for what it never touches.
 _LAZY = {
     "FluxLit": "fluxlit.app",
-    "PageRecord": "fluxlit.app",
+    "PageRecord": "fluxlit.page_records",
     "Settings": "fluxlit.settings",
     "FluxLitTestClient": "fluxlit.testing",
     "streamlit_main_path": "fluxlit.streamlit_entry",
@@ -35,9 +35,10 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from fluxlit.app import FluxLit, PageRecord
+    from fluxlit.app import FluxLit
     from fluxlit.client import ApiClient, ApiError
     from fluxlit.deep_links import PublicUrls, match_nav_page, query_params
+    from fluxlit.page_records import PageRecord
     from fluxlit.pages.di import Cookie, Depends, Header, Query
     from fluxlit.settings import Settings
     from fluxlit.streamlit_entry import streamlit_main_path

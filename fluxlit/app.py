@@ -3,60 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
+from fluxlit.deep_links import PublicUrls
+
+# PageRecord is still importable from here, where it lived before page_records.py
+from fluxlit.page_records import PageHandler, PageRegistry, normalize_page_path
+from fluxlit.page_records import PageRecord as PageRecord
 from fluxlit.settings import Settings
 
-if TYPE_CHECKING:
-    from fluxlit.deep_links import PublicUrls
-
-PageHandler = Callable[..., Any]
 HandlerT = TypeVar("HandlerT", bound=PageHandler)
-
-
-@dataclass(frozen=True)
-class PageRecord:
-    """One registered page: where it lives, how the sidebar shows it, and the function that renders it."""
-
-    path: str
-    title: str
-    handler: PageHandler
-    icon: str | None = None
-    tags: tuple[str, ...] = ()
-    description: str = ""
-
-    @property
-    def slug(self) -> str:
-        """Streamlit's url_path for the page: "" for the home page, else the path without slashes."""
-        return self.path.strip("/").replace("/", "-")
-
-
-def normalize_page_path(path: str) -> str:
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise ValueError(f"page path {path!r} must start with '/': try '/{str(path).strip('/')}'")
-    stripped = path.strip("/")
-    return "/" + stripped if stripped else "/"
-
-
-def _describe(handler: PageHandler) -> str:
-    return f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', repr(handler))}"
-
-
-@dataclass
-class _PageRegistry:
-    by_path: dict[str, PageRecord] = field(default_factory=dict)
-
-    def add(self, record: PageRecord) -> None:
-        clash = self.by_path.get(record.path) or next((r for r in self.by_path.values() if r.slug == record.slug), None)
-        if clash is not None:
-            raise ValueError(
-                f"page path {record.path!r} for {_describe(record.handler)} clashes with "
-                f"{clash.path!r} already registered by {_describe(clash.handler)}: give one of them another path"
-            )
-        self.by_path[record.path] = record
 
 
 class FluxLit:
@@ -83,7 +41,7 @@ class FluxLit:
         self.api: FastAPI = FastAPI(**kwargs)
         self.streamlit_run_args = tuple(streamlit_run_args)
         self.streamlit_page_config = dict(streamlit_page_config or {})
-        self._pages = _PageRegistry()
+        self._pages = PageRegistry()
         # Whether app.urls may build links from X-Forwarded-Proto/-Host (only behind a proxy that sets them).
         self.trust_proxy = trust_proxy
         self._urls: PublicUrls | None = None
@@ -126,8 +84,6 @@ class FluxLit:
     def urls(self) -> PublicUrls:
         """Public URLs of this app's pages, API, docs and health routes (see fluxlit.deep_links.PublicUrls)."""
         if self._urls is None:
-            from fluxlit.deep_links import PublicUrls
-
             self._urls = PublicUrls(self)
         return self._urls
 

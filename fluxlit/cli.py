@@ -8,18 +8,16 @@ import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from fluxlit import __version__
-from fluxlit.errors import FluxLitError
+from fluxlit.command_support import fail, fail_unexpectedly, resolve, resolve_with_target
+from fluxlit.errors import FluxLitError, TargetError
 from fluxlit.exit_codes import ExitCode
 from fluxlit.settings import SPECS_BY_NAME
-from fluxlit.settings_sources import ResolvedSettings, load_settings
-
-if TYPE_CHECKING:
-    from fluxlit.targets import LoadedTarget
+from fluxlit.workbench import workbench_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,35 +100,22 @@ def settings_options(func: F) -> F:
     return func
 
 
-def resolve(cli_values: dict[str, Any]) -> ResolvedSettings:
-    """Settings from CLI values (None = not given) over env, project file and defaults."""
-    return load_settings(cli_values)
-
-
-def resolve_with_target(cli_values: dict[str, Any]) -> tuple[ResolvedSettings, LoadedTarget]:
-    """Resolve, import the target, and resolve again when the app brings its own Settings (the "app" layer)."""
-    from fluxlit.targets import load_target
-
-    resolved = load_settings(cli_values)
-    target = load_target(resolved.settings.target)
-    if target.app is not None and target.app.settings is not None:
-        resolved = load_settings(cli_values, app_settings=target.app.settings)
-    return resolved, target
-
-
 def _exit_on_early_signal(signum: int, frame: FrameType | None) -> None:
     sys.exit(int(ExitCode.OK))
-
-
-def fail(error: FluxLitError) -> NoReturn:
-    click.echo(f"fluxlit: error: {error}", err=True)
-    sys.exit(int(error.exit_code))
 
 
 class _LazyGroup(click.Group):
     """Commands kept in their own modules load only when used: `fluxlit serve` must not pay for doctor's imports."""
 
     lazy = {"dev": "fluxlit.dev:dev", "doctor": "fluxlit.doctor:doctor"}
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own ways out: usage errors (2), --help, Ctrl-C at a prompt
+        except Exception as error:
+            fail_unexpectedly(error)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
@@ -174,8 +159,6 @@ def config(as_json: bool, **cli_values: Any) -> None:
     The target is imported so that settings given in its code (FluxLit(settings=...)) show up as "app";
     when it cannot be imported, the other sources are still shown and a warning names the problem.
     """
-    from fluxlit.errors import TargetError
-
     try:
         try:
             resolved, _ = resolve_with_target(cli_values)
@@ -208,8 +191,9 @@ def serve(**cli_values: Any) -> None:
     """
     # As PID 1 the kernel ignores SIGTERM without a handler: install one before the slow imports below.
     signal.signal(signal.SIGTERM, _exit_on_early_signal)
+    from fluxlit_supervisor import exit_process
+
     from fluxlit.serve import serve_command, streamlit_started_early
-    from supervisor import exit_process
 
     try:
         # Streamlit boots (~0.5 s) while the target, FastAPI and the gateway import: not one after the other.
@@ -234,17 +218,7 @@ def workbench(**cli_values: Any) -> None:
     Use --root-path when the proxy passes its prefix through instead of stripping it.
     """
     signal.signal(signal.SIGTERM, _exit_on_early_signal)
-    from fluxlit.workbench import workbench_command
-
     workbench_command(**cli_values)
-
-
-def run() -> None:  # pragma: no cover - console entry point wrapper
-    main(prog_name="fluxlit")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    run()
 
 
 __all__ = ["ExitCode", "main"]

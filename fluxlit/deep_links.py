@@ -1,78 +1,22 @@
-"""Deep links: which page a ``?page=`` value opens, query parameters in pages, and public URLs for links."""
+"""Deep links: query parameters in pages and public URLs for links (``match_nav_page`` lives in navigation)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from fluxlit.navigation import NavMatch as NavMatch
+from fluxlit.navigation import NavPage as NavPage
+from fluxlit.navigation import match_nav_page as match_nav_page
+from fluxlit.navigation import public_page_path
 from fluxlit.paths import normalize_mount
 
 if TYPE_CHECKING:
     from fluxlit.app import FluxLit
 
 _TRUTHY = {"1", "true", "yes", "on"}
-
-
-class NavPage(Protocol):
-    """What match_nav_page needs of a page (PageRecord satisfies it)."""
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def title(self) -> str: ...
-
-
-class NavMatch(NamedTuple):
-    """The page a deep link selects; unpacks as ``(path, title)``."""
-
-    path: str
-    title: str
-
-
-def _slug(path: str) -> str:
-    return path.strip("/").replace("/", "-")
-
-
-def _first(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Iterable):
-        for item in value:
-            return str(item)
-    return None
-
-
-def match_nav_page(
-    params: Mapping[str, Any], pages: Iterable[NavPage | tuple[str, str]], *, page_key: str = "page"
-) -> NavMatch | None:
-    """The page ``params[page_key]`` names, or None.
-
-    Tried in this order, each over the pages in sidebar order: exact title, exact path, slug, the path without
-    its slashes, then title and slug ignoring case. The first rule that matches any page wins, so a title can
-    never be shadowed by another page's slug.
-    """
-    wanted = _first(params.get(page_key))
-    if wanted is None or not wanted.strip():
-        return None
-    wanted = wanted.strip()
-    listed = [NavMatch(*p) if isinstance(p, tuple) else NavMatch(p.path, p.title) for p in pages]
-    folded = wanted.casefold()
-    rules = (
-        lambda p: p.title == wanted,
-        lambda p: p.path == wanted,
-        lambda p: _slug(p.path) == wanted,
-        lambda p: p.path.strip("/") == wanted.strip("/"),
-        lambda p: p.title.casefold() == folded,
-        lambda p: _slug(p.path).casefold() == folded,
-    )
-    for rule in rules:
-        for page in listed:
-            if rule(page):
-                return page
-    return None
 
 
 def query_params(st: Any) -> dict[str, str]:
@@ -203,8 +147,6 @@ class PublicUrls:
 
     def page_url(self, request: Any, path: str, *, query: Mapping[str, Any] | None = None) -> str:
         """The browser URL of the page registered at ``path`` (Streamlit serves it at its slug), with ``query``."""
-        from fluxlit.pages.navigation import public_page_path
-
         slug = public_page_path(self._app.pages, path)
         url = f"{self.app_base(request)}/{slug}"
         if query:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,9 +22,13 @@ from types import FrameType
 from typing import Any
 
 import click
+from fluxlit_supervisor import pdeathsig_preexec
 
+from fluxlit.cli import serve
+from fluxlit.command_support import fail, resolve
+from fluxlit.errors import FluxLitError
 from fluxlit.exit_codes import ExitCode
-from supervisor import pdeathsig_preexec
+from fluxlit.targets import parse_target
 
 POLL_INTERVAL_S = 0.5
 # Editors save in bursts (temp file, rename, format-on-save): wait for the burst to end before restarting.
@@ -73,8 +78,6 @@ def changed_paths(before: Snapshot, after: Snapshot) -> list[str]:
 
 def watch_roots(target: str, cwd: Path, extra: Sequence[str] = ()) -> list[Path]:
     """The cwd, the target file's (or module's) directory when outside it, and any --watch directories."""
-    from fluxlit.targets import parse_target
-
     roots = [cwd.resolve()]
     candidates = [Path(p) for p in extra]
     try:
@@ -177,8 +180,6 @@ def _concrete_port_args(settings: Any) -> list[str]:
     """Port 0 means any: choose one now so every restart serves on the same port."""
     if settings.binds or settings.port != 0:
         return []
-    import socket
-
     with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
         probe.bind((settings.host, 0))
         return ["--port", str(probe.getsockname()[1])]
@@ -210,9 +211,6 @@ def dev(watch_dirs: tuple[str, ...], poll_interval: float, serve_args: tuple[str
     (or the target's, or a --watch DIR) the API, the gateway and Streamlit restart together on the same port,
     and open browser tabs reconnect by themselves. SIGTERM/SIGINT stop the server; the exit code is its own.
     """
-    from fluxlit.cli import fail, resolve, serve
-    from fluxlit.errors import FluxLitError
-
     args = list(serve_args)
     try:
         with serve.make_context("fluxlit dev", list(args)) as ctx:
@@ -232,7 +230,3 @@ def dev(watch_dirs: tuple[str, ...], poll_interval: float, serve_args: tuple[str
     signal.signal(signal.SIGTERM, runner.request_stop)
     signal.signal(signal.SIGINT, runner.request_stop)
     sys.exit(runner.run())
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m fluxlit.dev` until the CLI group registers it
-    dev(prog_name="fluxlit dev")

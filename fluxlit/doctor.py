@@ -21,8 +21,6 @@ from fluxlit.doctor_app import (
 from fluxlit.doctor_auth import check_forward_auth, check_jwt_auth
 from fluxlit.doctor_env import (
     check_dependencies,
-    check_inotify,
-    check_packages,
     check_port,
     check_python,
     check_state_file,
@@ -42,7 +40,6 @@ from fluxlit.doctor_upstream import check_upstream_keep_alive
 OFFLINE_CHECKS: tuple[CheckFunction, ...] = (
     check_python,
     check_dependencies,
-    check_packages,
     check_settings,
     check_target,
     check_pages,
@@ -55,7 +52,6 @@ OFFLINE_CHECKS: tuple[CheckFunction, ...] = (
     check_jwt_auth,
     check_port,
     check_state_file,
-    check_inotify,
 )
 LIVE_CHECKS: tuple[CheckFunction, ...] = (
     check_healthz,

@@ -1,20 +1,21 @@
-"""Doctor checks of the machine and the environment: Python, dependencies, our packages, the port, files, inotify."""
+"""Doctor checks of the machine and the environment: Python, dependencies, the port and the files we write."""
 
 from __future__ import annotations
 
 import errno
-import importlib.machinery
 import importlib.metadata
 import os
 import re
 import socket
 import sys
 import tempfile
-from importlib.machinery import ModuleSpec
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import fluxlit
-from fluxlit.doctor_model import Check, DoctorContext, Status, failed, not_checked, passed, warned
+from fluxlit_supervisor.state_file import state_file_base_dir
+
+from fluxlit.doctor_model import Check, DoctorContext, failed, not_checked, passed, warned
+from fluxlit.serve import public_binds
 
 # Oldest supported first; newer than the last tested minor only warns.
 PYTHON_RANGE = ((3, 10), (3, 14))
@@ -27,11 +28,6 @@ SUPPORTED_VERSIONS: dict[str, tuple[str, str]] = {
     "wsproto": ("1.2", "2"),
     "anyio": ("4.4", "5"),
 }
-# Top-level packages shipped inside the fluxlit distribution whose names other projects also use.
-OWN_PACKAGES = ("supervisor", "proxy")
-# Below this a development file watcher over a large tree runs out of watches.
-LOW_INOTIFY_WATCHES = 65536
-INOTIFY_WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -92,55 +88,11 @@ def check_dependencies(ctx: DoctorContext) -> Check:
     return passed("dependencies", ", ".join(found))
 
 
-def check_packages(ctx: DoctorContext) -> Check:
-    """The `supervisor` and `proxy` packages Python imports are FluxLit's own, not another project's."""
-    home = Path(fluxlit.__file__).resolve().parent.parent
-    search = [str(ctx.cwd), *sys.path]  # `fluxlit serve` puts the working directory first
-    owners = importlib.metadata.packages_distributions()
-    for name in OWN_PACKAGES:
-        foreign = sorted(dist for dist in owners.get(name, []) if dist.lower() != "fluxlit")
-        if foreign:
-            return failed(
-                "packages",
-                f"the distribution {foreign[0]!r}{' (supervisord)' if name == 'supervisor' else ''} installs a "
-                f"top-level package {name!r} in this environment, colliding with FluxLit's own {name!r}",
-                f"pip uninstall {foreign[0]} && pip install --force-reinstall fluxlit; "
-                f"run {foreign[0]} from its own environment (pipx install {foreign[0]})",
-            )
-        spec = _fresh_find_spec(name, search)
-        origin = Path(spec.origin).resolve() if spec is not None and spec.origin else None
-        if origin is None or origin.parent.parent != home:
-            where = str(origin.parent) if origin is not None else "nowhere"
-            return failed(
-                "packages",
-                f"'import {name}' finds {where}, not FluxLit's package next to {home / 'fluxlit'}",
-                f"rename or remove that {name!r} directory/module (it shadows FluxLit's), "
-                "or run from another directory",
-            )
-    return passed("packages", f"{', '.join(OWN_PACKAGES)} come from {home}")
-
-
-def _fresh_find_spec(name: str, search: list[str]) -> ModuleSpec | None:
-    """What a new process would import under `name`, ignoring the already imported module."""
-    for finder in sys.meta_path:
-        find = getattr(finder, "find_spec", None)
-        if find is None:
-            continue
-        # Path entries come first on sys.meta_path; editable-install finders after them see only the name.
-        is_path_finder = finder is importlib.machinery.PathFinder
-        spec: ModuleSpec | None = find(name, search if is_path_finder else None)
-        if spec is not None:
-            return spec
-    return None
-
-
 def check_port(ctx: DoctorContext) -> Check:
     """Every TCP bind's address is free to listen on (unix sockets: their directory is writable)."""
     settings = ctx.settings
     if settings is None:
         return not_checked(check_port, "the settings are invalid")
-    from fluxlit.serve import public_binds
-
     binds = public_binds(settings)
     notes = []
     for bind in binds:
@@ -192,8 +144,6 @@ def _is_checked_instance(ctx: DoctorContext, bind: str) -> bool:
     """The port is taken by the very server given with --url, which is expected."""
     if not ctx.url:
         return False
-    from urllib.parse import urlsplit
-
     parts = urlsplit(ctx.url)
     local = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
     host = bind.rpartition(":")[0].strip("[]")
@@ -209,8 +159,6 @@ def check_state_file(ctx: DoctorContext) -> Check:
         directory = Path(settings.state_file).parent
         how = f"--state-file {settings.state_file}"
     else:
-        from supervisor.state_file import state_file_base_dir
-
         directory = state_file_base_dir()
         how = "the default location"
     try:
@@ -223,19 +171,3 @@ def check_state_file(ctx: DoctorContext) -> Check:
             "point --state-file / FLUXLIT_STREAMLIT_UPSTREAM_FILE at a writable directory",
         )
     return passed("state_file", f"{directory} is writable ({how})")
-
-
-def check_inotify(ctx: DoctorContext) -> Check:
-    """inotify watch limit, for information (only `fluxlit dev`'s file watcher uses inotify)."""
-    try:
-        watches = int(INOTIFY_WATCHES.read_text().strip())
-    except (OSError, ValueError):
-        return passed("inotify", "not on Linux or not readable: nothing to check")
-    if watches < LOW_INOTIFY_WATCHES:
-        return Check(
-            "inotify",
-            Status.PASS,
-            f"max_user_watches={watches}: a file watcher over a big tree may run out (serve does not watch files)",
-            "for dev mode: sysctl fs.inotify.max_user_watches=524288",
-        )
-    return passed("inotify", f"max_user_watches={watches}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 from pathlib import Path
 
 from fluxlit.doctor_model import Check, DoctorContext, not_checked, passed, warned
@@ -70,9 +71,7 @@ def keep_alive_from(streamlit_version: str, server_source: str | None) -> tuple[
     if "timeout_keep_alive" in server_source:
         return None, f"Streamlit {streamlit_version} sets uvicorn's timeout_keep_alive itself"
     try:
-        import inspect
-
-        import uvicorn
+        import uvicorn  # Streamlit's server, not ours: only its defaults are read, and it may be absent
     except ImportError:
         return None, f"Streamlit {streamlit_version} serves with uvicorn, which is not installed"
     default = inspect.signature(uvicorn.Config).parameters["timeout_keep_alive"].default

@@ -45,7 +45,7 @@ class GatewayRoutes:
 
 
 class Gateway:
-    """Dispatches on the path below the public mount; see ARCHITECTURE.md, "Data flow of one request"."""
+    """Dispatches on the path below the public mount; docs/architecture.md, "Request path"."""
 
     def __init__(
         self,

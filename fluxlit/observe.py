@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fluxlit_proxy import ProxyHooks
+
 from fluxlit.access import current_websocket_tally
 from fluxlit.metrics import GatewayMetrics
-from proxy import ProxyHooks
 
 
 class MetricsProxyHooks(ProxyHooks):

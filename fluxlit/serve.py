@@ -13,18 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 from fluxlit.errors import ConfigError
 from fluxlit.settings import Settings
-from fluxlit.settings_sources import ResolvedSettings
+from fluxlit.settings_sources import ResolvedSettings, replace
 from fluxlit.streamlit_entry import streamlit_argv, streamlit_max_message_bytes
-from fluxlit.upstream_status import UpstreamStatus
+from fluxlit.targets import target_exists
+from fluxlit.upstream_status import UpstreamStatus, upstream_status_from
+from fluxlit.worker_handoff import handoff_environment
 
-if TYPE_CHECKING:  # this module is imported before the target, so it imports nothing heavy itself
+# `fluxlit serve` imports this module before it starts Streamlit early and before the target, so the heavy parts are
+# imported inside the functions that need them, after that start (python -X importtime here: the gateway with
+# FastAPI ~0.7 s, fluxlit_proxy ~0.2 s, the supervisor's runner with hypercorn and anyio ~0.2 s, metrics ~0.1 s).
+if TYPE_CHECKING:
+    from fluxlit_supervisor import StateHub, WorkerSpec
+    from fluxlit_supervisor.early import PrestartedChild
+
     from fluxlit.targets import LoadedTarget
     from fluxlit.upstream_status import UpstreamStatusSource
-    from supervisor import StateHub, WorkerSpec
-    from supervisor.early import PrestartedChild
-
-# Retry-After while Streamlit (re)starts: a cold start takes one to two seconds here.
-RESTART_RETRY_AFTER_S = 2
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,6 @@ def streamlit_started_early(resolved: ResolvedSettings) -> Generator[EarlyChild 
     (a target that fails to import, a bad setting, a port in use). None when it cannot start early: under TLS
     (the loopback port is chosen with the plan), or when the target is not found without importing it.
     """
-    from fluxlit.targets import target_exists
-
     settings = resolved.settings
     early: EarlyChild | None = None
     if not settings.certfile and target_exists(settings.target):
@@ -56,7 +57,7 @@ def streamlit_started_early(resolved: ResolvedSettings) -> Generator[EarlyChild 
         except ConfigError:
             env = None  # every bind is a unix socket: the plan reports it
         if env is not None:
-            from supervisor.early import prestart
+            from fluxlit_supervisor.early import prestart
 
             root = settings.root_path
             child = prestart(lambda port: streamlit_argv(port, root_path=root), env)
@@ -71,18 +72,16 @@ def streamlit_started_early(resolved: ResolvedSettings) -> Generator[EarlyChild 
 def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: EarlyChild | None = None) -> int:
     """Run until a signal (exit 0) or a supervision failure (its exit code)."""
     settings = resolved.settings
-    from fluxlit.logs import configure_logging, get_logger
+    # Imported here, not at the top: `fluxlit serve` imports this module before it starts Streamlit early, and
+    # logging's ~25 ms (python -X importtime) would delay that start.
+    from fluxlit.logs import bind_process_fields, configure_logging, get_logger
 
     configure_logging(settings.log_level, settings.log_format)
     log = get_logger("fluxlit")
     settings = _with_concrete_port(settings, early.port if early is not None else None)
     configured = settings  # workers name themselves when no replica id was given
     if not settings.replica_id:
-        from fluxlit.settings_sources import replace
-
         settings = replace(settings, replica_id=f"{socket.gethostname()}-{os.getpid()}")
-    from fluxlit.logs import bind_process_fields
-
     # Pages and app.urls read these at request time, in this process and (through its env) in the child.
     os.environ["FLUXLIT_TRUST_PROXY"] = "1" if settings.trust_proxy else "0"
     os.environ["FLUXLIT_PUBLIC_BASE_URL"] = settings.public_base_url
@@ -100,7 +99,7 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: Early
         ws_ping_interval_s=settings.ws_ping_interval_s,
         ws_reassembly_budget_bytes=plan.reassembly_budget.limit,
     )
-    from supervisor import run
+    from fluxlit_supervisor import run
 
     return int(
         run(
@@ -124,13 +123,12 @@ _WORKER_STOP_SLACK_S = 5.0
 
 def worker_spec(settings: Settings, state_file: Path) -> WorkerSpec:
     """The extra gateway processes of `--workers N`: `python -m fluxlit.worker`, following our state file."""
-    from fluxlit.worker import worker_environment
-    from supervisor import WorkerSpec
+    from fluxlit_supervisor import WorkerSpec
 
     return WorkerSpec(
         argv=[sys.executable, "-m", "fluxlit.worker"],
         count=settings.workers - 1,
-        env=worker_environment(settings, state_file),
+        env=handoff_environment(settings, state_file),
         stop_grace=settings.graceful_timeout_s + _WORKER_STOP_SLACK_S,
     )
 
@@ -139,7 +137,6 @@ def _with_concrete_port(settings: Settings, chosen: int | None = None) -> Settin
     """Port 0 means "any": pick one now (or keep the one `chosen` earlier) so the child's API base can name it."""
     if settings.binds or settings.port != 0:
         return settings
-    from fluxlit.settings_sources import replace
 
     return replace(settings, port=chosen or _free_port(settings.host))
 
@@ -198,20 +195,6 @@ def child_environment(settings: Settings, loopback_port: int | None = None) -> d
     }
 
 
-def upstream_status_from(state: Any, stopping: bool) -> UpstreamStatus:
-    """Map the supervisor's snapshot to what the gateway and proxy need."""
-    restarting = state.state in ("restarting", "starting") and state.generation > 1
-    return UpstreamStatus(
-        state="stopping" if stopping else state.state,
-        detail=state.detail,
-        generation=state.generation,
-        host=state.host,
-        port=state.port,
-        restarting=restarting or stopping,
-        retry_after_seconds=RESTART_RETRY_AFTER_S,
-    )
-
-
 class ServePlan:
     """Everything one `fluxlit serve` run is made of, built before any process starts."""
 
@@ -224,10 +207,8 @@ class ServePlan:
         upstream: UpstreamStatusSource | None = None,
     ) -> None:
         """`upstream` replaces the hub as the source of Streamlit's status (a worker follows the state file)."""
-        from fluxlit.gateway import build_gateway
-        from fluxlit.logs import get_logger
-        from proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
-        from supervisor import (
+        from fluxlit_proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
+        from fluxlit_supervisor import (
             ChildSpec,
             MemoryBudget,
             RestartPolicy,
@@ -236,6 +217,9 @@ class ServePlan:
             WebSocketLimits,
             default_state_file_path,
         )
+
+        from fluxlit.gateway import build_gateway
+        from fluxlit.logs import get_logger
 
         self.settings = settings
         self.hub = hub if hub is not None else StateHub()
@@ -268,9 +252,9 @@ class ServePlan:
         from fluxlit.metrics import GatewayMetrics
         from fluxlit.observe import ChildStateMetrics, MetricsProxyHooks
 
-        self.metrics = GatewayMetrics() if settings.metrics else None
-        if self.metrics is not None:
-            hub.subscribe(ChildStateMetrics(self.metrics))
+        self.gateway_metrics = GatewayMetrics() if settings.metrics else None
+        if self.gateway_metrics is not None:
+            hub.subscribe(ChildStateMetrics(self.gateway_metrics))
         self.proxy = (
             ReverseProxy(
                 resolve,
@@ -283,7 +267,7 @@ class ServePlan:
                     ws_max_message_bytes=streamlit_max_message_bytes(extra_args),
                     pool_idle_timeout=settings.upstream_pool_idle_timeout_s,
                 ),
-                MetricsProxyHooks(self.metrics) if self.metrics is not None else None,
+                MetricsProxyHooks(self.gateway_metrics) if self.gateway_metrics is not None else None,
                 reassembly_budget=self.reassembly_budget,
             )
             if has_ui
@@ -294,9 +278,11 @@ class ServePlan:
             settings,
             upstream_status=status if has_ui else _not_configured,
             proxy=self.proxy,
-            internal={settings.metrics_path: self.metrics.endpoint()} if self.metrics is not None else None,
+            internal={settings.metrics_path: self.gateway_metrics.endpoint()}
+            if self.gateway_metrics is not None
+            else None,
             observer=AccessObserver(
-                self.metrics,
+                self.gateway_metrics,
                 generation=(lambda: hub.current.generation) if upstream is None else (lambda: status().generation),
             ),
         )
@@ -360,7 +346,8 @@ def _not_configured() -> UpstreamStatus:
     return UpstreamStatus("not_configured")
 
 
-# Hypercorn settings the gateway relies on (see TRAPS.md): our own access log; header sizes: hypercorn_options.
+# Hypercorn settings the gateway relies on: its access log off (hypercorn's is not structured; we write ours in
+# fluxlit.access); header sizes: hypercorn_options.
 # Not hypercorn's WebSocket pings: in hypercorn 0.18 its ping loop outlives a closed WebSocket by up to one
 # interval, and every graceful stop after a browser session then waited the full --graceful-timeout (11.6 s
 # instead of 0.5 s, measured). Browsers are pinged by the supervisor's watchdog instead (ServeConfig.websocket,
@@ -369,10 +356,10 @@ HYPERCORN_OPTIONS: dict[str, Any] = {
     "accesslog": None,
     "websocket_ping_interval": None,
     # The idle timer is also hypercorn's only header deadline: uvicorn's 5 s cuts trickled headers early. (It used
-    # to bound an fd leak too; supervisor/hypercorn_fixes.py now frees a client-closed connection at once.)
+    # to bound an fd leak too; fluxlit_supervisor.hypercorn_fixes now frees a client-closed connection at once.)
     "keep_alive_timeout": 5.0,
     # No `server: hypercorn-h11` on every response: it names our stack to scanners and costs ~10-17 us/request
-    # (bench/api_profile.py); a proxied response keeps no upstream `server` either (proxy/headers.py).
+    # (bench/api_profile.py); a proxied response keeps no upstream `server` either (fluxlit_proxy.headers).
     "include_server_header": False,
 }
 
@@ -408,7 +395,7 @@ def reassembly_budget_bytes(settings: Settings) -> int:
     """FLUXLIT_WS_REASSEMBLY_BUDGET_BYTES, or (0) this process's share of a quarter of the memory limit."""
     if settings.ws_reassembly_budget_bytes:
         return settings.ws_reassembly_budget_bytes
-    from supervisor import memory_limit_bytes
+    from fluxlit_supervisor import memory_limit_bytes
 
     share = memory_limit_bytes() // (_BUDGET_SHARE_OF_MEMORY * settings.workers)
     return max(share, _MIN_REASSEMBLY_BUDGET)

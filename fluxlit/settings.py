@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxlit.errors import ConfigError
+from fluxlit.forwarded import parse_trusted
 from fluxlit.paths import normalize_mount
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -119,8 +120,6 @@ def parse_binds(value: Any, where: str) -> tuple[str, ...]:
 
 
 def parse_forwarded_allow_ips(value: Any, where: str) -> str:
-    from fluxlit.forwarded import parse_trusted
-
     text = parse_str(value, where).strip()
     parse_trusted(text, where=where)
     return text

@@ -23,8 +23,9 @@ def streamlit_main_path() -> Path:
     return Path(__file__).parent / "streamlit" / "main.py"
 
 
-def streamlit_argv(port: int, *, root_path: str, extra: Sequence[str] = (), dev: bool = False) -> list[str]:
-    """The child's argv: headless, loopback only, explicit port, no telemetry, no file watcher outside dev."""
+def streamlit_argv(port: int, *, root_path: str, extra: Sequence[str] = ()) -> list[str]:
+    """The child's argv: headless, loopback only, explicit port, no telemetry, no file watcher (`fluxlit dev`
+    restarts the whole server itself)."""
     for arg in extra:
         name = arg.split("=", 1)[0]
         if name in RESERVED_FLAGS:
@@ -44,7 +45,7 @@ def streamlit_argv(port: int, *, root_path: str, extra: Sequence[str] = (), dev:
         "--browser.gatherUsageStats",
         "false",
         "--server.fileWatcherType",
-        "auto" if dev else "none",
+        "none",
         "--server.runOnSave",
         "false",
     ]

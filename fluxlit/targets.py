@@ -78,6 +78,8 @@ def target_exists(spec: str, *, cwd: Path | None = None) -> bool:
 
 def load_target(spec: str, *, cwd: Path | None = None) -> LoadedTarget:
     """Import the target and check it is an app; every failure raises TargetError (exit code 3)."""
+    # Here, not at the top: a plain ASGI target never pays for FastAPI (~0.7 s, python -X importtime), and
+    # `fluxlit serve` imports this module before it starts Streamlit early.
     from fluxlit.app import FluxLit
 
     parsed = parse_target(spec)

@@ -20,6 +20,7 @@ with warnings.catch_warnings():
 from fluxlit.app import FluxLit
 from fluxlit.gateway import Gateway, build_gateway
 from fluxlit.paths import normalize_mount
+from fluxlit.targets import parse_target
 
 _DOCS_OK = {200, 301, 302, 307, 308}
 _test_hosts = itertools.count(1)
@@ -122,6 +123,7 @@ class FluxLitTestClient:
         When ``target`` cannot be imported, this client's own app is served under that name. Without
         ``internal_api_base`` the pages' ApiClient reaches this client's gateway in-process (no socket).
         """
+        # Streamlit's AppTest costs ~1.5 s to import (python -X importtime): API-only tests never pay it.
         from fluxlit.streamlit.apptest import FluxLitAppTest
 
         paths = [str(Path(extra_sys_path).resolve())] if extra_sys_path is not None else []
@@ -174,7 +176,6 @@ class FluxLitTestClient:
 def _resolve_streamlit_target(target: str, app: Any, paths: list[str]) -> tuple[str, dict[str, Any]]:
     """The FLUXLIT_APP value, plus an in-memory module serving ``app`` when the target cannot be found."""
     from fluxlit.streamlit.apptest import synthetic_module
-    from fluxlit.targets import parse_target
 
     parsed = parse_target(target)
     if parsed.file is not None:
@@ -214,9 +215,8 @@ def select_page(
     ``st.switch_page`` like a sidebar click, so session_state carries over. ``target`` is accepted for
     signature compatibility; the AppTest already knows its target.
     """
-    from fluxlit.streamlit.shell import SWITCH_KEY
+    from fluxlit.streamlit.shell import SWITCH_KEY  # the shell brings Streamlit-side modules: only when used
 
-    del target
     if page_overrides is not None:
         current = getattr(at, "page_overrides", None) or {}
         at.page_overrides = {**current, **page_overrides}

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fluxlit_supervisor import UpstreamState
 
 READY = "ready"
 NOT_CONFIGURED = "not_configured"
+# Retry-After while Streamlit (re)starts: a cold start takes one to two seconds here.
+RESTART_RETRY_AFTER_S = 2
 
 
 @dataclass(frozen=True)
@@ -32,3 +38,17 @@ UpstreamStatusSource = Callable[[], UpstreamStatus]
 
 def no_upstream() -> UpstreamStatus:
     return UNCONFIGURED
+
+
+def upstream_status_from(state: UpstreamState, stopping: bool) -> UpstreamStatus:
+    """The supervisor's snapshot of the child (`UpstreamState`) as the gateway and proxy read it."""
+    restarting = state.state in ("restarting", "starting") and state.generation > 1
+    return UpstreamStatus(
+        state="stopping" if stopping else state.state,
+        detail=state.detail,
+        generation=state.generation,
+        host=state.host,
+        port=state.port,
+        restarting=restarting or stopping,
+        retry_after_seconds=RESTART_RETRY_AFTER_S,
+    )

@@ -8,7 +8,6 @@ file it publishes in FLUXLIT_WORKER_STATE_FILE: the shared Streamlit child is fo
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import socket
@@ -17,31 +16,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
-from fluxlit.settings import Settings
-from fluxlit.upstream_status import UpstreamStatus
+from fluxlit_supervisor.state import UpstreamState
 
-if TYPE_CHECKING:
-    from supervisor import UpstreamState
+from fluxlit.settings_sources import replace
+from fluxlit.targets import load_target
+from fluxlit.upstream_status import UpstreamStatus, upstream_status_from
+from fluxlit.worker_handoff import SETTINGS_ENV, STATE_FILE_ENV, settings_from_json
 
-SETTINGS_ENV = "FLUXLIT_WORKER_SETTINGS"
-STATE_FILE_ENV = "FLUXLIT_WORKER_STATE_FILE"
 # How stale a worker's view of Streamlit may be: one stat() per interval at most, none per request in between.
 STATE_CHECK_INTERVAL_S = 0.05
-
-
-def settings_to_json(settings: Settings) -> str:
-    return json.dumps(dataclasses.asdict(settings))
-
-
-def settings_from_json(text: str) -> Settings:
-    return Settings(**json.loads(text))
-
-
-def worker_environment(settings: Settings, state_file: Path) -> dict[str, str]:
-    """What a worker needs besides its sockets: the settings of this run and where Streamlit's state is."""
-    return {SETTINGS_ENV: settings_to_json(settings), STATE_FILE_ENV: str(state_file)}
 
 
 class StateFileStatus:
@@ -70,15 +54,10 @@ class StateFileStatus:
             self._next_check = now + self._interval
             self._refresh()
         if self._state is not None and self._stopping():
-            from fluxlit.serve import upstream_status_from
-
             return upstream_status_from(self._state, True)
         return self._status
 
     def _refresh(self) -> None:
-        from fluxlit.serve import upstream_status_from
-        from supervisor import UpstreamState
-
         try:
             info = os.stat(self._path)
         except OSError:
@@ -106,12 +85,13 @@ def main() -> int:
     """Serve until SIGTERM (0) or a failure (the supervisor's exit code); the supervisor restarts it."""
     # A stop may come while the target still imports: exit cleanly, not by the default SIGTERM action.
     signal.signal(signal.SIGTERM, _exit_on_early_signal)
+    # Only after the handler: the supervisor's runner brings hypercorn and anyio, ServePlan the gateway's
+    # modules (python -X importtime: ~0.2 s together before the target's own imports).
+    from fluxlit_supervisor import RestartPolicy, StateHub, run
+    from fluxlit_supervisor.workers import inherited_sockets
+
     from fluxlit.logs import bind_process_fields, configure_logging, get_logger
     from fluxlit.serve import ServePlan
-    from fluxlit.settings_sources import replace
-    from fluxlit.targets import load_target
-    from supervisor import RestartPolicy, StateHub, run
-    from supervisor.workers import inherited_sockets
 
     sockets = inherited_sockets(os.environ)
     settings = settings_from_json(os.environ[SETTINGS_ENV])
@@ -134,6 +114,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - the supervisor runs `python -m fluxlit.worker`; main() is tested here
-    from supervisor import exit_process
+    from fluxlit_supervisor import exit_process
 
     exit_process(main())  # not sys.exit: a handler still blocking in a worker thread would hold the exit

@@ -174,3 +174,20 @@ def test_a_metrics_bind_on_the_public_port_exits_2_with_the_fix(runner: CliRunne
     result = runner.invoke(main, ["serve", "--port", "8000", "--metrics-bind", "0.0.0.0:8000"])
     assert result.exit_code == 2
     assert "uses the public port 8000: choose another, e.g. 9100" in result.output
+
+
+def test_an_unexpected_error_at_start_up_exits_70_with_one_line_and_the_traceback(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fluxlit.serve
+
+    def broken(resolved: Any) -> Any:
+        raise RuntimeError("state directory vanished")
+
+    monkeypatch.setattr(fluxlit.serve, "streamlit_started_early", broken)
+    result = runner.invoke(main, ["serve", "app:app"])
+    assert result.exit_code == 70
+    first, *rest = result.stderr.splitlines()
+    assert first == "fluxlit: internal error: RuntimeError: state directory vanished (a bug: please report it)"
+    assert rest[0] == "Traceback (most recent call last):"
+    assert rest[-1] == "RuntimeError: state directory vanished"

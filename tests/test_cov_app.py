@@ -6,7 +6,7 @@ from typing import Any
 
 from fluxlit import FluxLit
 from fluxlit.client import ApiClient
-from fluxlit.pages.navigation import nav_entries
+from fluxlit.navigation import nav_entries
 
 
 def noop_page(st: Any, client: Any) -> None:

@@ -1,5 +1,5 @@
 """doctor's environment checks on machines unlike this one: other Python and dependency versions, busy or
-unusable binds, shadowed packages, a low inotify limit."""
+unusable binds."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import pytest
 from fluxlit import doctor_env
 from fluxlit.doctor_env import (
     check_dependencies,
-    check_inotify,
-    check_packages,
     check_port,
     check_python,
     version_tuple,
@@ -67,14 +65,6 @@ def test_dependencies_newer_than_tested_only_warn(monkeypatch: pytest.MonkeyPatc
     assert "(tested <0.2)" in check.detail
 
 
-def test_a_package_name_nothing_provides_is_found_nowhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(doctor_env, "OWN_PACKAGES", ("no_such_package_for_doctor",))
-    monkeypatch.setattr(sys, "meta_path", [object(), *sys.meta_path])  # a finder without find_spec is skipped
-    check = check_packages(ctx(tmp_path))
-    assert check.status is Status.FAIL
-    assert check.detail.startswith("'import no_such_package_for_doctor' finds nowhere")
-
-
 def test_a_unix_bind_needs_a_writable_directory(tmp_path: Path) -> None:
     ok = check_port(ctx(tmp_path, FLUXLIT_BIND=f"unix:{tmp_path}/app.sock"))
     assert (ok.status, ok.detail) == (Status.PASS, f"unix:{tmp_path}/app.sock free")
@@ -113,14 +103,3 @@ def test_a_busy_port_is_expected_when_it_is_the_instance_at_url(tmp_path: Path, 
         Status.PASS,
         f"{bind} in use (expected if the instance checked with --url runs here)",
     )
-
-
-def test_inotify_limits_are_read_where_linux_keeps_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    low = tmp_path / "max_user_watches"
-    low.write_text("8192\n")
-    monkeypatch.setattr(doctor_env, "INOTIFY_WATCHES", low)
-    check = check_inotify(ctx(tmp_path))
-    assert (check.status, check.fix) == (Status.PASS, "for dev mode: sysctl fs.inotify.max_user_watches=524288")
-    assert check.detail.startswith("max_user_watches=8192: ")
-    monkeypatch.setattr(doctor_env, "INOTIFY_WATCHES", tmp_path / "absent")
-    assert check_inotify(ctx(tmp_path)).detail == "not on Linux or not readable: nothing to check"

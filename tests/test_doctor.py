@@ -146,30 +146,6 @@ def test_streamlit_config_upload_limit_is_read(isolated: Path) -> None:
     assert verdict(report, "body_limit")["status"] == "PASS"
 
 
-def test_a_proxy_package_in_the_working_directory_shadows_ours(isolated: Path) -> None:
-    (isolated / "proxy").mkdir()
-    (isolated / "proxy" / "__init__.py").write_text("")
-    _, report = run_doctor(f"{SMOKE_APP}:app")
-    found = verdict(report, "packages")
-    assert found["status"] == "FAIL"
-    assert str(isolated / "proxy") in found["detail"]
-    assert "shadows FluxLit's" in found["fix"]
-
-
-def test_supervisord_distribution_in_the_env_fails(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    site = isolated / "site"
-    info = site / "supervisor-4.2.5.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: supervisor\nVersion: 4.2.5\n")
-    (info / "top_level.txt").write_text("supervisor\n")
-    monkeypatch.syspath_prepend(str(site))
-    _, report = run_doctor(f"{SMOKE_APP}:app")
-    found = verdict(report, "packages")
-    assert found["status"] == "FAIL"
-    assert "'supervisor'" in found["detail"]
-    assert "pip uninstall supervisor" in found["fix"]
-
-
 def test_text_output_reads_status_name_detail_fix() -> None:
     text = render_text([Check("a", Status.PASS, "fine"), Check("b", Status.WARN, "meh", "do x")])
     assert text.splitlines()[:2] == ["PASS  a: fine", "WARN  b: meh (fix: do x)"]

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from fluxlit_supervisor.serve import ServeConfig, build_hypercorn_config
 from hypercorn.asyncio import serve
 
 from fluxlit.gateway import build_gateway
 from fluxlit.serve import hypercorn_options
 from fluxlit.settings import Settings
-from supervisor.serve import ServeConfig, build_hypercorn_config
 
 
 @dataclass
@@ -559,7 +559,7 @@ def test_a_fastapi_endpoint_whose_body_stalls_gets_408_and_nothing_is_logged_as_
 def test_a_stalled_body_through_the_real_proxy_gets_408_and_the_upstream_connection_is_dropped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from proxy import ReverseProxy, Upstream
+    from fluxlit_proxy import ReverseProxy, Upstream
 
     upstream_saw: list[bytes] = []
     with socket.socket() as listener:

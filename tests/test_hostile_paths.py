@@ -21,6 +21,7 @@ import httpx
 import pytest
 import structlog
 from fastapi import Request
+from fluxlit_proxy.headers import request_target
 
 from fluxlit import FluxLit
 from fluxlit.access import AccessObserver
@@ -28,7 +29,6 @@ from fluxlit.gateway import build_gateway
 from fluxlit.paths import is_under
 from fluxlit.settings import Settings
 from fluxlit.testing import TestClient
-from proxy.headers import request_target
 from tests._live import LiveServer
 from tests.test_hostile_http import GatewayServer, exchange, head, settle
 

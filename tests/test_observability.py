@@ -231,7 +231,7 @@ def test_an_exception_stays_one_json_line(log_stream: io.StringIO) -> None:
 
 
 def fake_ws_proxy(metrics: GatewayMetrics, *, accept: bool) -> Any:
-    """Stands in for proxy.ReverseProxy: reports to the hooks exactly where the real proxy does."""
+    """Stands in for fluxlit_proxy.ReverseProxy: reports to the hooks exactly where the real proxy does."""
     hooks = MetricsProxyHooks(metrics)
 
     async def proxy(scope: dict[str, Any], receive: Any, send: Any) -> None:

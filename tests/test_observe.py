@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fluxlit_supervisor import UpstreamState
 from starlette.testclient import WebSocketDenialResponse
 
 from fluxlit import FluxLit
@@ -22,7 +23,6 @@ from fluxlit.serve import ServePlan
 from fluxlit.settings import Settings
 from fluxlit.targets import LoadedTarget
 from fluxlit.testing import TestClient
-from supervisor import UpstreamState
 from tests._live import free_port
 
 

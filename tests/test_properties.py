@@ -15,6 +15,17 @@ from urllib.parse import quote, unquote, urlencode
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis", reason="property tests need hypothesis (a dev dependency)")
+from fluxlit_proxy.headers import (  # noqa: E402
+    HOP_BY_HOP,
+    SUPPLIED_BY_SERVER,
+    ClientHop,
+    end_to_end,
+    forward_request_headers,
+    framing_headers,
+    request_body_framing,
+    request_target,
+    response_headers_for_client,
+)
 from hypothesis import assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -39,17 +50,6 @@ from fluxlit.redaction import (  # noqa: E402
 )
 from fluxlit.request_id import is_valid_request_id, pick_request_id  # noqa: E402
 from fluxlit.settings import SETTING_SPECS, parse_bool, parse_port  # noqa: E402
-from proxy.headers import (  # noqa: E402
-    HOP_BY_HOP,
-    SUPPLIED_BY_SERVER,
-    ClientHop,
-    end_to_end,
-    forward_request_headers,
-    framing_headers,
-    request_body_framing,
-    request_target,
-    response_headers_for_client,
-)
 
 # No example database: nothing is written into the repository, and a run depends only on the code.
 FAST = settings(deadline=None, max_examples=300, database=None)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from fastapi import FastAPI
+from fluxlit_supervisor import UpstreamState
 
 from fluxlit import FluxLit
 from fluxlit.cli import main
@@ -21,7 +22,6 @@ from fluxlit.serve import ServePlan, hypercorn_options, internal_api_base, worke
 from fluxlit.settings import Settings
 from fluxlit.targets import LoadedTarget
 from fluxlit.testing import TestClient
-from supervisor import UpstreamState
 from tests._inprocess import SigtermOnceHealthy
 from tests._live import free_port
 

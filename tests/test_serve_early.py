@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fluxlit_supervisor.early
 import pytest
 
-import supervisor.early
 from fluxlit.serve import child_environment, streamlit_started_early
 from fluxlit.settings_sources import ResolvedSettings, load_settings
 from fluxlit.targets import target_exists
@@ -30,14 +30,14 @@ class FakeEarly:
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[FakeEarly]:
-    """Every early start requested, through a fake `supervisor.early.prestart`."""
+    """Every early start requested, through a fake `fluxlit_supervisor.early.prestart`."""
     calls: list[FakeEarly] = []
 
     def fake_prestart(argv: Callable[[int], Sequence[str]], env: Mapping[str, str]) -> FakeEarly:
         calls.append(FakeEarly(argv, env))
         return calls[-1]
 
-    monkeypatch.setattr(supervisor.early, "prestart", fake_prestart)
+    monkeypatch.setattr(fluxlit_supervisor.early, "prestart", fake_prestart)
     return calls
 
 
@@ -97,7 +97,7 @@ def test_no_early_start(started: list[FakeEarly], app_file: str, target: str, cl
 
 
 def test_no_early_start_when_the_platform_cannot_watch_it(monkeypatch: pytest.MonkeyPatch, app_file: str) -> None:
-    monkeypatch.setattr(supervisor.early, "pidfds_work", lambda: False)
+    monkeypatch.setattr(fluxlit_supervisor.early, "pidfds_work", lambda: False)
     with streamlit_started_early(resolved(app_file)) as early:
         assert early is None
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests._certs import self_signed_certificate
-from tests._live import LiveServer, pid_alive
+from tests._live import SMOKE_APP, LiveServer, pid_alive
 
 pytestmark = pytest.mark.slow
 
@@ -187,6 +187,23 @@ def test_app_settings_that_change_the_child_replace_the_one_started_early(tmp_pa
         assert "its command or environment differs" in live.log()
     finally:
         live.stop()
+
+
+SHADOWING_MODULE = "raise ImportError(\"the user's own {name}.py was imported in place of FluxLit's\")\n"
+
+
+def test_a_users_own_proxy_and_supervisor_modules_beside_the_app_do_not_break_serve(tmp_path: Path) -> None:
+    # The working directory comes first on sys.path: these shadowed FluxLit's generic packages when they were
+    # installed as top-level `proxy` and `supervisor` (the gateway crashed with an ImportError and exit 1).
+    (tmp_path / "app.py").write_text(SMOKE_APP.read_text())
+    for name in ("proxy", "supervisor"):
+        (tmp_path / f"{name}.py").write_text(SHADOWING_MODULE.format(name=name))
+    with LiveServer(tmp_path, target="app.py:app").running() as live:
+        assert live.get("/api/smoke").json()["marker"] == "fluxlit_smoke_ok"
+        assert live.get("/").status_code == 200
+        assert "was imported in place of" not in live.log()
+    assert live.proc is not None
+    assert live.proc.returncode == 0
 
 
 def test_the_child_started_early_is_adopted_as_generation_one(tmp_path: Path) -> None:

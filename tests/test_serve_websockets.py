@@ -82,15 +82,15 @@ def test_an_api_only_app_still_bounds_its_websockets(tmp_path: Path) -> None:
 def test_the_reassembly_budget_is_a_quarter_of_memory_shared_among_workers_unless_set(
     monkeypatch: pytest.MonkeyPatch, setting: int, workers: int, memory: int, budget: int
 ) -> None:
-    import supervisor
+    import fluxlit_supervisor
 
-    monkeypatch.setattr(supervisor, "memory_limit_bytes", lambda: memory)
+    monkeypatch.setattr(fluxlit_supervisor, "memory_limit_bytes", lambda: memory)
     settings = Settings(ws_reassembly_budget_bytes=setting, workers=workers)
     assert reassembly_budget_bytes(settings) == budget
 
 
 def test_the_default_budget_comes_from_this_machines_memory(tmp_path: Path) -> None:
-    from supervisor import memory_limit_bytes
+    from fluxlit_supervisor import memory_limit_bytes
 
     assert plan_for(tmp_path).reassembly_budget.limit == max(memory_limit_bytes() // 4, 32 * MIB)
     assert serve_module.HYPERCORN_OPTIONS.get("websocket_max_message_size") is None  # set per run, from settings

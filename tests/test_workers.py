@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fluxlit_supervisor import UpstreamState, write_state_file
+from fluxlit_supervisor.workers import FDS_ENV, INDEX_ENV
 
 from fluxlit.cli import main
 from fluxlit.errors import ConfigError
 from fluxlit.serve import worker_spec
 from fluxlit.settings import Settings
 from fluxlit.settings_sources import load_settings
-from fluxlit.worker import SETTINGS_ENV, STATE_FILE_ENV, StateFileStatus, settings_from_json, settings_to_json
+from fluxlit.worker import StateFileStatus
 from fluxlit.worker import main as worker_main
-from supervisor import UpstreamState, write_state_file
-from supervisor.workers import FDS_ENV, INDEX_ENV
+from fluxlit.worker_handoff import SETTINGS_ENV, STATE_FILE_ENV, settings_from_json, settings_to_json
 from tests._inprocess import SigtermOnceHealthy
 
 
@@ -50,11 +51,6 @@ def test_workers_flag_is_validated_by_the_cli(tmp_path: Path, monkeypatch: pytes
     shown = CliRunner().invoke(main, ["config", "--workers", "2", "--json"])
     rows = {row["name"]: row for row in json.loads(shown.stdout)["settings"]}
     assert rows["workers"] == {**rows["workers"], "value": 2, "source": "cli", "flag": "--workers"}
-
-
-def test_settings_survive_the_json_hand_over() -> None:
-    settings = Settings(binds=("127.0.0.1:9000", "unix:/tmp/x.sock"), workers=3, graceful_timeout_s=2.5)
-    assert settings_from_json(settings_to_json(settings)) == settings
 
 
 def test_worker_spec_starts_n_minus_one_workers_following_the_state_file(tmp_path: Path) -> None:

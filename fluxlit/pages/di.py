@@ -11,7 +11,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from fluxlit.app import FluxLit
 from fluxlit.client import ApiClient
+from fluxlit.deep_links import PublicUrls, query_params
 
 OVERRIDES_ENV = "FLUXLIT_TEST_PAGE_OVERRIDES"
 _log = logging.getLogger("fluxlit.pages")
@@ -144,9 +146,6 @@ class _Resolver:
         if param.name == "st":
             return self.st
         if self.app is not None:
-            from fluxlit.app import FluxLit
-            from fluxlit.deep_links import PublicUrls
-
             if annotation is FluxLit or annotation == "FluxLit":
                 return self.app
             if annotation is PublicUrls or annotation == "PublicUrls":
@@ -165,8 +164,6 @@ class _Resolver:
         elif isinstance(source, Cookie):
             value = self.st.context.cookies.get(source.name or param_name)
         else:
-            from fluxlit.deep_links import query_params
-
             value = query_params(self.st).get(source.name or param_name)
         # AppTest's stand-in runtime answers cookie lookups with mock objects: only a string is a real value.
         return value if isinstance(value, str) else source.default

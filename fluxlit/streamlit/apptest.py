@@ -14,7 +14,7 @@ import httpx
 from streamlit.testing.v1 import AppTest
 
 from fluxlit.client import register_test_transport
-from fluxlit.pages.di import OVERRIDES_ENV
+from fluxlit.pages.di import OVERRIDES_ENV, load_page_overrides
 from fluxlit.streamlit_entry import streamlit_main_path
 
 
@@ -78,8 +78,6 @@ class FluxLitAppTest(AppTest):
         env = dict(self.fluxlit_env)
         if self.page_overrides is not None:
             # Overrides already in the environment (e.g. set with monkeypatch) stay; explicit ones win.
-            from fluxlit.pages.di import load_page_overrides
-
             merged = {**load_page_overrides(), **self.page_overrides}
             try:
                 env[OVERRIDES_ENV] = json.dumps(merged)

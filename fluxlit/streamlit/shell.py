@@ -9,7 +9,11 @@ from types import ModuleType
 from typing import Any
 
 from fluxlit.client import ApiClient, request_id_scope, shared_http_client
-from fluxlit.targets import LoadedTarget
+from fluxlit.deep_links import match_nav_page, query_params
+from fluxlit.errors import TargetError
+from fluxlit.navigation import nav_entries
+from fluxlit.pages.di import call_page, load_page_overrides
+from fluxlit.targets import LoadedTarget, load_target, parse_target
 
 CLIENT_KEY = "_fluxlit_api_client"
 # Set by fluxlit.testing.select_page: the page path to switch to on the next run (AppTest cannot click links).
@@ -23,8 +27,6 @@ def load_app(spec: str) -> LoadedTarget:
     """Import the target once per module object: a file target would otherwise re-run (and a factory re-build
     the app, losing its in-process state) on every script run.
     """
-    from fluxlit.targets import load_target, parse_target
-
     module_name = parse_target(spec).module
     with _cache_lock:
         cached = _loaded.get(spec)
@@ -51,8 +53,6 @@ def _stop_with_error(st: Any, message: str) -> None:
 
 def run(st: Any) -> None:
     """The whole entrypoint; ``st`` is the streamlit module."""
-    from fluxlit.errors import TargetError
-
     target = os.environ.get("FLUXLIT_APP", "")
     if not target:
         _stop_with_error(st, "FLUXLIT_APP is not set: start this script through `fluxlit serve app:app`.")
@@ -76,9 +76,6 @@ def run(st: Any) -> None:
 
 
 def _navigate(st: Any, app: Any) -> None:
-    from fluxlit.deep_links import match_nav_page, query_params
-    from fluxlit.pages.di import call_page, load_page_overrides
-    from fluxlit.pages.navigation import nav_entries
 
     overrides = load_page_overrides()
     client = session_client(st)

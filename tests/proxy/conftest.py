@@ -19,13 +19,12 @@ import anyio.abc
 import h11
 import httpx
 import pytest
+from fluxlit_proxy import ProxyConfig, ProxyHooks, ReassemblyBudget, ReverseProxy, Unavailable, Upstream
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection
 from wsproto.events import Request as WsRequest
-
-from proxy import ProxyConfig, ProxyHooks, ReassemblyBudget, ReverseProxy, Unavailable, Upstream
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

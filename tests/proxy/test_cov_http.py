@@ -10,10 +10,9 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
-
-from proxy import ProxyConfig, ReverseProxy, Upstream
-from proxy.pool import ConnectionPool
-from proxy.transport import describe
+from fluxlit_proxy import ProxyConfig, ReverseProxy, Upstream
+from fluxlit_proxy.pool import ConnectionPool
+from fluxlit_proxy.transport import describe
 
 pytestmark = pytest.mark.anyio
 
@@ -80,7 +79,7 @@ def test_a_unix_upstream_is_described_by_its_socket_path() -> None:
 
 
 async def test_the_pool_counts_idle_and_in_use_connections(asgi_server, origin_factory):
-    from proxy import ProxyHooks
+    from fluxlit_proxy import ProxyHooks
 
     async with asgi_server(origin_factory()) as port:
         pool = ConnectionPool(ProxyConfig(), ProxyHooks())

@@ -9,10 +9,9 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
+from fluxlit_proxy import ProxyConfig, ReverseProxy, Upstream
+from fluxlit_proxy.ws_handshake import upstream_host_value
 from wsproto.events import CloseConnection, TextMessage
-
-from proxy import ProxyConfig, ReverseProxy, Upstream
-from proxy.ws_handshake import upstream_host_value
 
 pytestmark = pytest.mark.anyio
 

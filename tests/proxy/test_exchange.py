@@ -6,8 +6,7 @@ from typing import Any
 
 import anyio
 import pytest
-
-from proxy import ProxyConfig, ReverseProxy, Upstream
+from fluxlit_proxy import ProxyConfig, ReverseProxy, Upstream
 
 pytestmark = pytest.mark.anyio
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from proxy.headers import (
+from fluxlit_proxy.headers import (
     BodyFraming,
     ClientHop,
     content_length_body,

@@ -11,8 +11,7 @@ import anyio
 import h11
 import psutil
 import pytest
-
-from proxy import ProxyConfig, Upstream
+from fluxlit_proxy import ProxyConfig, Upstream
 
 pytestmark = pytest.mark.anyio
 

@@ -7,9 +7,8 @@ from typing import Any
 
 import anyio
 import pytest
-
-from proxy import ProxyConfig, ReverseProxy, Upstream
-from proxy.failures import ResponseAborted
+from fluxlit_proxy import ProxyConfig, ReverseProxy, Upstream
+from fluxlit_proxy.failures import ResponseAborted
 
 pytestmark = pytest.mark.anyio
 

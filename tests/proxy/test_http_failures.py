@@ -8,8 +8,7 @@ import socket
 import anyio
 import httpx
 import pytest
-
-from proxy import ProxyConfig, Unavailable, Upstream
+from fluxlit_proxy import ProxyConfig, Unavailable, Upstream
 
 pytestmark = pytest.mark.anyio
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import anyio
 import pytest
-
-from proxy import ProxyConfig, Upstream
-from proxy.exchange import WATCH_CLIENT_AFTER
+from fluxlit_proxy import ProxyConfig, Upstream
+from fluxlit_proxy.exchange import WATCH_CLIENT_AFTER
 
 pytestmark = pytest.mark.anyio
 

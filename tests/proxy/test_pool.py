@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
-
-from proxy import ProxyConfig, Upstream
+from fluxlit_proxy import ProxyConfig, Upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -64,7 +63,7 @@ async def test_idle_time_counts_from_the_end_of_the_response_not_from_a_slow_cli
 ):
     """The upstream's keep-alive timer starts when it has sent the response; a client that takes long over the
     last chunk must not make the pool think the connection is younger than the upstream does."""
-    from proxy import ReverseProxy
+    from fluxlit_proxy import ReverseProxy
 
     upstream = h11_upstream(status=200, body=b"ok", answer_early=False, keepalive_s=30)
     async with tcp_server(upstream) as port:

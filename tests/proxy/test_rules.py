@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import h11
 import pytest
-
-from proxy import ProxyConfig, Upstream
-from proxy.close_codes import code_after_upstream_loss, sendable_close_code, sendable_close_reason
-from proxy.failures import (
+from fluxlit_proxy import ProxyConfig, Upstream
+from fluxlit_proxy.close_codes import code_after_upstream_loss, sendable_close_code, sendable_close_reason
+from fluxlit_proxy.failures import (
     Failure,
     body_too_large_refusal,
-    http_status_for,
     unavailable_refusal,
     websocket_refusal_for_failure,
 )
-from proxy.reuse import is_expired, keeps_alive, may_hand_out, may_retry, may_reuse
-from proxy.ws_handshake import upstream_host_value
+from fluxlit_proxy.reuse import is_expired, keeps_alive, may_hand_out, may_retry, may_reuse
+from fluxlit_proxy.ws_handshake import upstream_host_value
 
 REUSE_BASE = {
     "request_state": h11.DONE,
@@ -129,7 +127,7 @@ def test_may_retry(change, expected):
     ],
 )
 def test_failure_status_and_hook_kind(failure, status, hook_kind):
-    assert http_status_for(failure) == status
+    assert failure.status == status
     assert failure.hook_kind == hook_kind
     assert websocket_refusal_for_failure(failure).close_code == 1011
 

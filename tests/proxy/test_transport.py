@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
-
-from proxy.transport import ClosePeek
+from fluxlit_proxy.transport import ClosePeek
 
 pytestmark = pytest.mark.anyio
 

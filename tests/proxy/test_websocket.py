@@ -6,11 +6,10 @@ import json
 
 import anyio
 import pytest
+from fluxlit_proxy import ProxyConfig, Unavailable, Upstream
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
-
-from proxy import ProxyConfig, Unavailable, Upstream
 
 pytestmark = pytest.mark.anyio
 

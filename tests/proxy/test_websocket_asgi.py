@@ -11,9 +11,8 @@ from typing import Any
 
 import anyio
 import pytest
+from fluxlit_proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
 from wsproto.events import CloseConnection, TextMessage
-
-from proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
 
 pytestmark = pytest.mark.anyio
 

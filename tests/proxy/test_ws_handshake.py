@@ -9,21 +9,20 @@ import anyio
 import anyio.lowlevel
 import h11
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
-from wsproto.events import Request
-
-from proxy import ProxyConfig, Upstream
-from proxy.failures import Failure, UpstreamError
-from proxy.spare import SpareConnection, spare_usable
-from proxy.transport import readable_or_closed
-from proxy.ws_handshake import (
+from fluxlit_proxy import ProxyConfig, Upstream
+from fluxlit_proxy.failures import Failure, UpstreamError
+from fluxlit_proxy.spare import SpareConnection, spare_usable
+from fluxlit_proxy.transport import readable_or_closed
+from fluxlit_proxy.ws_handshake import (
     accept_token,
     check_switch,
     handshake_request,
     may_retry_handshake,
     split_switching_head,
 )
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from wsproto.events import Request
 
 RFC_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
 RFC_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="

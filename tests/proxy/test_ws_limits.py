@@ -10,13 +10,12 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
+from fluxlit_proxy import ProxyConfig, Upstream
+from fluxlit_proxy.ws_limits import MessageSizeGuard
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from wsproto.events import BytesMessage, CloseConnection, TextMessage
 from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
-
-from proxy import ProxyConfig, Upstream
-from proxy.ws_limits import MessageSizeGuard
 
 pytestmark = pytest.mark.anyio
 

@@ -13,8 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
-
-from supervisor import ChildSpec, StateHub, UpstreamState
+from fluxlit_supervisor import ChildSpec, StateHub, UpstreamState
 
 FAKE_CHILD = Path(__file__).with_name("fake_child.py")
 

@@ -6,8 +6,7 @@ from typing import Any, cast
 
 import anyio
 import pytest
-
-from supervisor.concurrency import Pulse, first_of
+from fluxlit_supervisor.concurrency import Pulse, first_of
 
 
 @pytest.mark.anyio

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+from fluxlit_supervisor.concurrency import first_of
+from fluxlit_supervisor.output import pump_lines
+from fluxlit_supervisor.process import signal_group
+from fluxlit_supervisor.serve import BindError, ServeConfig, bind_sockets, build_hypercorn_config, is_listening
+from fluxlit_supervisor.state import UpstreamState
+from fluxlit_supervisor.state_file import _ensure_private_dir, read_upstream, write_state_file
 from hypercorn.config import Config, Sockets
-
-from supervisor.concurrency import first_of
-from supervisor.output import pump_lines
-from supervisor.process import signal_group
-from supervisor.serve import BindError, ServeConfig, bind_sockets, build_hypercorn_config, is_listening
-from supervisor.state import UpstreamState
-from supervisor.state_file import _ensure_private_dir, read_upstream, write_state_file
 
 
 def impossible_pid() -> int:

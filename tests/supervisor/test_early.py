@@ -13,9 +13,8 @@ from typing import Any
 
 import anyio
 import pytest
-
-from supervisor import ChildSpec, ExitCode, RestartPolicy, ServeConfig, run_supervised
-from supervisor.early import PrestartedChild, pidfds_work, prestart
+from fluxlit_supervisor import ChildSpec, ExitCode, RestartPolicy, ServeConfig, run_supervised
+from fluxlit_supervisor.early import PrestartedChild, pidfds_work, prestart
 
 SLEEPER = "import time; time.sleep(60)"
 SIGTERM_IGNORER = (

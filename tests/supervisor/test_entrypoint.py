@@ -1,4 +1,4 @@
-"""supervisor.run in a real process: signals, parent death, and PID 1 reaping."""
+"""fluxlit_supervisor.run in a real process: signals, parent death, and PID 1 reaping."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ ENTRY_SCRIPT = """
 import sys
 from pathlib import Path
 
-import supervisor
-from supervisor import ChildSpec, RestartPolicy, ServeConfig, StateHub
+import fluxlit_supervisor
+from fluxlit_supervisor import ChildSpec, RestartPolicy, ServeConfig, StateHub
 
 fake_child, port, state_file, *child_args = sys.argv[1:]
 
@@ -51,7 +51,7 @@ def argv(child_port):
 
 hub = StateHub()
 hub.subscribe(lambda s: print(f"STATE {s.state} {s.generation} {s.pid}", flush=True))
-code = supervisor.run(
+code = fluxlit_supervisor.run(
     app,
     ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=2.0),
     ChildSpec(argv=argv, start_timeout=10.0, stop_grace=2.0),

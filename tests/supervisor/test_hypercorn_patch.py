@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import logging
 import os
@@ -10,16 +11,16 @@ import sys
 import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, cast
 
 import anyio
 import pytest
+from fluxlit_supervisor import hypercorn_fixes
+from fluxlit_supervisor.hypercorn_fixes import RELEASE_UPSTREAM_CODE, VERIFIED_VERSIONS, release_closed_connections
+from fluxlit_supervisor.serve import ServeConfig, build_hypercorn_config
 from hypercorn.asyncio import serve
 from hypercorn.asyncio.tcp_server import TCPServer
-
-from supervisor import hypercorn_fixes
-from supervisor.hypercorn_fixes import VERIFIED_VERSIONS, release_closed_connections
-from supervisor.serve import ServeConfig, build_hypercorn_config
 
 KEEP_ALIVE = 3.0  # long enough that waiting for it is plainly distinguishable from closing at once
 
@@ -138,33 +139,65 @@ async def test_keep_alive_connections_still_serve_many_requests_and_idle_out_at_
     assert 0.4 <= idle_for < 2.0
 
 
-def test_the_patch_is_skipped_with_a_debug_log_when_hypercorn_has_no_read_data(
+def test_the_patch_is_skipped_with_a_warning_when_hypercorn_has_no_read_data(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    monkeypatch.setattr(hypercorn_fixes, "_warned", [])
     monkeypatch.delattr(TCPServer, "_read_data")
-    with caplog.at_level(logging.DEBUG, logger="supervisor"):
+    with caplog.at_level(logging.WARNING, logger="supervisor"):
         assert release_closed_connections() is False
     assert "TCPServer has no _read_data" in caplog.text
+    assert RELEASE_UPSTREAM_CODE in caplog.text
 
 
-def test_the_patch_is_skipped_with_a_debug_log_when_the_asyncio_server_is_missing(
+def test_the_patch_is_skipped_with_a_warning_when_the_asyncio_server_is_missing(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    monkeypatch.setattr(hypercorn_fixes, "_warned", [])
     monkeypatch.setitem(sys.modules, "hypercorn.asyncio.tcp_server", None)
-    with caplog.at_level(logging.DEBUG, logger="supervisor"):
+    with caplog.at_level(logging.WARNING, logger="supervisor"):
         assert release_closed_connections() is False
     assert "patch skipped" in caplog.text
 
 
-def test_an_unverified_hypercorn_is_patched_and_logged(
+def test_an_unverified_hypercorn_is_left_unpatched_with_one_warning_naming_the_upstream_code(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     release_closed_connections()
-    monkeypatch.setattr(TCPServer, "_read_data", cast(Any, TCPServer._read_data).__wrapped__)
+    original = cast(Any, TCPServer._read_data).__wrapped__
+    monkeypatch.setattr(TCPServer, "_read_data", original)
     monkeypatch.setattr(hypercorn_fixes, "_hypercorn_version", lambda: "99.0")
-    with caplog.at_level(logging.DEBUG, logger="supervisor"):
-        assert release_closed_connections() is True
-    assert "hypercorn 99.0 is not among the versions" in caplog.text
+    monkeypatch.setattr(hypercorn_fixes, "_warned", [])
+    with caplog.at_level(logging.WARNING, logger="supervisor"):
+        assert release_closed_connections() is False
+        assert release_closed_connections() is False
+    assert TCPServer._read_data is original
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "hypercorn 99.0 is not a version the connection-release patch was checked against" in warning.message
+    assert RELEASE_UPSTREAM_CODE in warning.message
+
+
+def _hypercorn_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {name for name in names if name == "hypercorn" or name.startswith("hypercorn.")}
+
+
+def test_only_the_facade_imports_hypercorn_beyond_its_public_config() -> None:
+    facade = Path(hypercorn_fixes.__file__).resolve()
+    root = facade.parents[2]
+    outside = {
+        str(path.relative_to(root)): found
+        for package in ("fluxlit", "supervisor", "proxy")
+        for path in sorted((root / package).rglob("*.py"))
+        if path.resolve() != facade and (found := _hypercorn_imports(path) - {"hypercorn.config"})
+    }
+    assert outside == {}
+    assert "hypercorn.asyncio.run" in _hypercorn_imports(facade)  # the walk sees what the facade imports
 
 
 def test_a_server_without_an_idle_task_is_left_alone() -> None:

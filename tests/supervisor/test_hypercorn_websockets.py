@@ -23,17 +23,16 @@ from typing import Any
 
 import anyio
 import pytest
+from fluxlit_supervisor import hypercorn_fixes
+from fluxlit_supervisor.hypercorn_fixes import WEBSOCKET_UPSTREAM_CODE, guard_websockets
+from fluxlit_supervisor.memory_budget import MemoryBudget
+from fluxlit_supervisor.serve import ServeConfig, build_hypercorn_config
+from fluxlit_supervisor.ws_watchdog import WebSocketLimits
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.protocol.ws_stream import WebsocketBuffer, WSStream
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Event, Ping, Request, TextMessage
-
-from supervisor import hypercorn_fixes
-from supervisor.hypercorn_fixes import WEBSOCKET_UPSTREAM_CODE, guard_websockets
-from supervisor.memory_budget import MemoryBudget
-from supervisor.serve import ServeConfig, build_hypercorn_config
-from supervisor.ws_watchdog import WebSocketLimits
 
 pytestmark = pytest.mark.anyio
 

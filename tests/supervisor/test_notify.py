@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from supervisor import sd_notify
-from supervisor.notify import notify_socket_address, status_text, watchdog_interval
+from fluxlit_supervisor import sd_notify
+from fluxlit_supervisor.notify import notify_socket_address, status_text, watchdog_interval
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from supervisor.output import LineSplitter
+from fluxlit_supervisor.output import LineSplitter
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,7 @@ import random
 from typing import Any
 
 import pytest
-
-from supervisor import FailureLedger, GiveUp, Restart, RestartPolicy
+from fluxlit_supervisor import FailureLedger, GiveUp, Restart, RestartPolicy
 
 
 class FixedJitter:

@@ -6,8 +6,7 @@ from typing import Any
 
 import anyio
 import pytest
-
-from supervisor.probe import is_ready_status, parse_status_code, probe_http, probe_request
+from fluxlit_supervisor.probe import is_ready_status, parse_status_code, probe_http, probe_request
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,7 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-
-from supervisor.process import describe_returncode, pick_free_port, spawn_child, terminate_process_group
+from fluxlit_supervisor.process import describe_returncode, pick_free_port, spawn_child, terminate_process_group
 
 SLEEPER = "import time; time.sleep(60)"
 SIGTERM_IGNORER = (

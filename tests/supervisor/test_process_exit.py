@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-from supervisor.process_exit import AbandoningExecutor, ExitDeadline, describe_threads, running_threads
+from fluxlit_supervisor.process_exit import AbandoningExecutor, ExitDeadline, describe_threads, running_threads
 
 
 @pytest.fixture
@@ -127,7 +126,7 @@ threading.Thread(target=handler, name="def route").start()
 @pytest.mark.slow
 def test_exit_process_leaves_a_thread_that_still_runs_and_keeps_the_exit_code() -> None:
     started = time.monotonic()
-    code, _, err = run_script(STUCK_THREAD + "from supervisor import exit_process\nexit_process(3)\n")
+    code, _, err = run_script(STUCK_THREAD + "from fluxlit_supervisor import exit_process\nexit_process(3)\n")
     assert code == 3
     assert time.monotonic() - started < 10  # not the thread's 30 s
     assert "exiting without waiting for 1 thread(s) still running: def route (" in err
@@ -141,7 +140,7 @@ def test_exit_process_with_no_thread_left_is_a_normal_exit() -> None:
         import atexit
         atexit.register(lambda: print("atexit ran", flush=True))
         threading.Thread(target=time.sleep, args=(0.05,), name="short job").start()
-        from supervisor import exit_process
+        from fluxlit_supervisor import exit_process
         exit_process(4)
         """
     )

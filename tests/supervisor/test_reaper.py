@@ -7,8 +7,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
-from supervisor.reaper import ManagedPids, ReapAction, reap_decision, reap_orphans
+from fluxlit_supervisor.reaper import ManagedPids, ReapAction, reap_decision, reap_orphans
 
 
 @pytest.mark.parametrize(

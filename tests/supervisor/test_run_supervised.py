@@ -16,8 +16,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from fluxlit_supervisor import ChildSpec, ExitCode, RestartPolicy, ServeConfig, run_supervised
 
-from supervisor import ChildSpec, ExitCode, RestartPolicy, ServeConfig, run_supervised
 from tests._certs import self_signed_certificate
 
 # anyio.wait_readable arrived in anyio 4.7; the floor (4.4) has only the older name.

@@ -10,11 +10,11 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import fluxlit_supervisor
 import httpx
 import pytest
+from fluxlit_supervisor import ExitCode, ServeConfig
 
-import supervisor
-from supervisor import ExitCode, ServeConfig
 from tests.supervisor.test_run_supervised import FAST_POLICY, get, running
 
 GRACEFUL_TIMEOUT = 0.3
@@ -175,7 +175,7 @@ def test_run_returns_while_a_call_in_the_default_executor_still_runs(
     client = threading.Thread(target=request)
     app = app_blocking_on(release, in_executor=True, on_request=hub.request_stop)
     started = time.monotonic()
-    code = supervisor.run(
+    code = fluxlit_supervisor.run(
         app,
         ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=GRACEFUL_TIMEOUT),
         None,

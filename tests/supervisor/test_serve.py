@@ -10,9 +10,8 @@ from typing import Any
 
 import anyio
 import pytest
-
-from supervisor import ServeConfig
-from supervisor.serve import (
+from fluxlit_supervisor import ServeConfig
+from fluxlit_supervisor.serve import (
     BindError,
     InflightRequests,
     all_sockets,

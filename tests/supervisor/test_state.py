@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from supervisor import StateHub, UpstreamState
+from fluxlit_supervisor import StateHub, UpstreamState
 
 FULL = UpstreamState(
     state="ready", host="127.0.0.1", port=8501, pid=4242, generation=3, since=1700000000.5, detail="ok"

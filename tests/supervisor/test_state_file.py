@@ -8,9 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from supervisor import UpstreamState, default_state_file_path, read_upstream, write_state_file
-from supervisor.state_file import parse_upstream_text
+from fluxlit_supervisor import UpstreamState, default_state_file_path, read_upstream, write_state_file
+from fluxlit_supervisor.state_file import parse_upstream_text
 
 LIVE = UpstreamState(state="ready", host="127.0.0.1", port=8501, pid=os.getpid(), generation=1)
 ENV_URL = "http://127.0.0.1:9999"

@@ -14,11 +14,9 @@ from typing import Any
 
 import anyio
 import pytest
-from hypercorn.config import Sockets
-
-from supervisor import RestartPolicy, ServeConfig, StateHub, run_supervised
-from supervisor.reaper import ManagedPids
-from supervisor.workers import (
+from fluxlit_supervisor import RestartPolicy, ServeConfig, StateHub, run_supervised
+from fluxlit_supervisor.reaper import ManagedPids
+from fluxlit_supervisor.workers import (
     FDS_ENV,
     INDEX_ENV,
     InheritedSockets,
@@ -27,6 +25,7 @@ from supervisor.workers import (
     inherited_sockets,
     worker_environment,
 )
+from hypercorn.config import Sockets
 
 pytestmark = pytest.mark.anyio
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from supervisor.ws_watchdog import (
+from fluxlit_supervisor.ws_watchdog import (
     EndStream,
     SendClose,
     SendPing,

@@ -156,7 +156,7 @@ async def terminate_process_group(
     """
     import anyio
 
-    from supervisor.concurrency import first_of
+    from fluxlit_supervisor.concurrency import first_of
 
     pgid = proc.pid
     with anyio.CancelScope(shield=True):

@@ -1,6 +1,6 @@
 """When a client WebSocket is pinged, given up on, or closed for a stalled message: pure decisions over a clock.
 
-Each accepted WebSocket has one watchdog task (run by `supervisor/hypercorn_fixes.py`) that lives exactly as long
+Each accepted WebSocket has one watchdog task (run by `hypercorn_fixes.py`) that lives exactly as long
 as the stream. It asks `next_action` what to do now; the stream records what it saw in `StreamWatch` (any
 bytes from the client answer a ping: a pong, or anything else, proves the peer and the path alive).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from supervisor.memory_budget import MemoryBudget
+from fluxlit_supervisor.memory_budget import MemoryBudget
 
 INTERNAL_ERROR = 1011  # RFC 6455 7.4.1; what browsers and uvicorn use for an unanswered ping
 POLICY_VIOLATION = 1008

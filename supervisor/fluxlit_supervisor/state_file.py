@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from supervisor.state import UpstreamState
+from fluxlit_supervisor.state import UpstreamState
 
 logger = logging.getLogger("supervisor")
 

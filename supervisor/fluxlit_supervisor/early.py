@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from supervisor.process import group_exists, pdeathsig_preexec, pick_free_port, signal_group
+from fluxlit_supervisor.process import group_exists, pdeathsig_preexec, pick_free_port, signal_group
 
 if TYPE_CHECKING:
     import asyncio
@@ -160,7 +160,7 @@ class PrestartedChild:
 
     async def terminate(self, grace: float) -> int | None:
         """Stop the child's group from async code: SIGTERM, SIGKILL after `grace`, reaped."""
-        from supervisor.process import terminate_process_group
+        from fluxlit_supervisor.process import terminate_process_group
 
         await self.attach()
         return await terminate_process_group(self, grace)

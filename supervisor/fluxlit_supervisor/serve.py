@@ -10,14 +10,16 @@ import socket
 import stat
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
-from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
-from hypercorn.utils import wrap_app
 
-from supervisor.hypercorn_fixes import SupervisedConfig, guard_websockets, release_closed_connections
-from supervisor.ws_watchdog import WebSocketLimits
+from fluxlit_supervisor.hypercorn_fixes import (
+    SupervisedConfig,
+    guard_websockets,
+    release_closed_connections,
+)
+from fluxlit_supervisor.ws_watchdog import WebSocketLimits
 
 logger = logging.getLogger("supervisor")
 
@@ -79,7 +81,8 @@ def build_hypercorn_config(serve: ServeConfig) -> Config:
     config.keyfile = serve.keyfile
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    # We own the drain deadline (hypercorn's is not honoured on Python 3.12+, issue 308): the runner cancels
+    # We own the drain deadline (hypercorn's is reported ignored on Python 3.12+,
+    # https://github.com/pgjones/hypercorn/issues/308): the runner cancels
     # what still runs when it passes. hypercorn's own timer starts only at its shutdown trigger, after the
     # runner's before_stop, so set once here it always expires after ours: a backstop, never the deadline.
     config.graceful_timeout = serve.graceful_timeout + HYPERCORN_DRAIN_MARGIN
@@ -220,12 +223,3 @@ class InflightRequests:
         for task in tasks:
             task.cancel()
         return len(tasks)
-
-
-async def serve_asgi(
-    app: ASGIApp, config: Config, sockets: Sockets, shutdown_trigger: Callable[[], Awaitable[Any]]
-) -> None:
-    """Run hypercorn's asyncio worker on pre-bound sockets until `shutdown_trigger` returns and it drains."""
-    # hypercorn types scopes as TypedDicts; our ASGIApp is the generic ASGI3 shape.
-    wrapped = wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi")
-    await worker_serve(wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger)

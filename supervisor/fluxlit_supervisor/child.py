@@ -11,23 +11,23 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio
 
-from supervisor.concurrency import Pulse, first_of
-from supervisor.exit_codes import ExitCode
-from supervisor.output import OutputCallback, new_tail, pump_lines
-from supervisor.policy import FailureLedger, GiveUp, RestartPolicy, UniformSource
-from supervisor.probe import probe_http
-from supervisor.process import (
+from fluxlit_supervisor.concurrency import Pulse, first_of
+from fluxlit_supervisor.exit_codes import ExitCode
+from fluxlit_supervisor.output import OutputCallback, new_tail, pump_lines
+from fluxlit_supervisor.policy import FailureLedger, GiveUp, RestartPolicy, UniformSource
+from fluxlit_supervisor.probe import probe_http
+from fluxlit_supervisor.process import (
     ChildProcess,
     describe_returncode,
     pick_free_port,
     spawn_child,
     terminate_process_group,
 )
-from supervisor.reaper import ManagedPids
-from supervisor.state import StateName, UpstreamState
+from fluxlit_supervisor.reaper import ManagedPids
+from fluxlit_supervisor.state import StateName, UpstreamState
 
 if TYPE_CHECKING:
-    from supervisor.early import PrestartedChild
+    from fluxlit_supervisor.early import PrestartedChild
 
 logger = logging.getLogger("supervisor")
 

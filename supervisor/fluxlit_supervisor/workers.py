@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import anyio
 from hypercorn.config import Sockets
 
-from supervisor.process import describe_returncode, pdeathsig_preexec
-from supervisor.reaper import ManagedPids
+from fluxlit_supervisor.process import describe_returncode, pdeathsig_preexec
+from fluxlit_supervisor.reaper import ManagedPids
 
 logger = logging.getLogger("supervisor")
 

@@ -65,10 +65,6 @@ class Refusal:
     retry_after_seconds: int | None = None
 
 
-def http_status_for(failure: Failure) -> int:
-    return failure.status
-
-
 def websocket_refusal_for_failure(failure: Failure) -> Refusal:
     """A WebSocket handshake that could not reach the upstream: 502/504 or close 1011."""
     return Refusal(failure.status, failure.text, close_code=1011)

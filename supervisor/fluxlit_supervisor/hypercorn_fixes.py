@@ -1,5 +1,9 @@
-"""Every touch of hypercorn internals, each guarded by the versions it was checked against.
+"""Every touch of hypercorn internals, each guarded by the versions it was checked against: the one facade.
 
+No other module imports from hypercorn beyond its public `hypercorn.config` (tests/supervisor/test_hypercorn_patch.py
+checks it). On a hypercorn release not listed below, nothing is patched and a WARNING names the code to re-read.
+
+0. `serve_asgi`: hypercorn's asyncio worker run on sockets bound by the caller (`worker_serve`, `wrap_app`).
 1. The asyncio TCPServer releases a connection as soon as its client closes it.
 2. Client WebSockets get keepalive pings with a timeout, a stall timeout, a reassembly budget shared by every
    connection, refusal by announced frame length, and their buffers freed on close (section below).
@@ -22,15 +26,17 @@ import functools
 import importlib.metadata
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import anyio
-from hypercorn.config import Config
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config, Sockets
+from hypercorn.utils import wrap_app
 from wsproto.events import CloseConnection, Message, Ping
 
-from supervisor.memory_budget import MemoryBudget
-from supervisor.ws_frames import FrameLengthScanner
-from supervisor.ws_watchdog import (
+from fluxlit_supervisor.memory_budget import MemoryBudget
+from fluxlit_supervisor.ws_frames import FrameLengthScanner
+from fluxlit_supervisor.ws_watchdog import (
     MESSAGE_TOO_BIG,
     SendClose,
     SendPing,
@@ -42,29 +48,69 @@ from supervisor.ws_watchdog import (
 
 logger = logging.getLogger("supervisor")
 
+
+async def serve_asgi(
+    app: Callable[..., Awaitable[None]],
+    config: Config,
+    sockets: Sockets,
+    shutdown_trigger: Callable[[], Awaitable[Any]],
+) -> None:
+    """Run hypercorn's asyncio worker on pre-bound sockets until `shutdown_trigger` returns and it drains."""
+    # hypercorn types scopes as TypedDicts; our ASGI apps are the generic ASGI3 shape.
+    wrapped = wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi")
+    await worker_serve(wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
+
+
 # The hypercorn releases whose TCPServer internals this patch was read against and tested with.
 VERIFIED_VERSIONS = ("0.18.0",)
+# No upstream issue is filed for this yet; this is the code the patch was read against.
+RELEASE_UPSTREAM_CODE = "https://github.com/pgjones/hypercorn/blob/0.18.0/src/hypercorn/asyncio/tcp_server.py"
 _MARK = "_supervisor_releases_closed_connections"
+_warned: list[str] = []
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    """One WARNING per patch and hypercorn version: every server start would otherwise repeat it."""
+    if key not in _warned:
+        _warned.append(key)
+        logger.warning(message, *args)
 
 
 def release_closed_connections() -> bool:
-    """Patch hypercorn's asyncio TCPServer once (idempotent); False, with a debug log, when it cannot apply."""
+    """Patch hypercorn's asyncio TCPServer once (idempotent); False, with a WARNING naming the upstream code, when
+    the installed hypercorn is not a version the patch was checked against or lacks what it patches."""
+    version = _hypercorn_version()
+    if version not in VERIFIED_VERSIONS:
+        _warn_once(
+            f"release {version}",
+            "hypercorn %s is not a version the connection-release patch was checked against (%s): a connection "
+            "its client closed stays open until keep_alive_timeout; re-read the patch in hypercorn_fixes.py "
+            "against %s",
+            version,
+            ", ".join(VERIFIED_VERSIONS),
+            RELEASE_UPSTREAM_CODE,
+        )
+        return False
     try:
-        from hypercorn.asyncio.tcp_server import TCPServer
+        from hypercorn.asyncio.tcp_server import TCPServer  # only once the version is known to have it
     except ImportError as exc:
-        logger.debug("hypercorn connection-release patch skipped: %s", exc)
+        _warn_once(
+            f"release {version} import",
+            "hypercorn connection-release patch skipped: %s (see %s)",
+            exc,
+            RELEASE_UPSTREAM_CODE,
+        )
         return False
     read_data = getattr(TCPServer, "_read_data", None)
     if read_data is None or not callable(read_data):
-        logger.debug("hypercorn connection-release patch skipped: TCPServer has no _read_data")
+        _warn_once(
+            f"release {version} read_data",
+            "hypercorn connection-release patch skipped: TCPServer has no _read_data (see %s)",
+            RELEASE_UPSTREAM_CODE,
+        )
         return False
     if getattr(read_data, _MARK, False):
         return True
-    version = _hypercorn_version()
-    if version not in VERIFIED_VERSIONS:
-        # Other releases may have fixed this upstream or moved the internals; the patch still only stops a
-        # timer that exists, so it is applied, and the difference is recorded for whoever debugs it.
-        logger.debug("hypercorn %s is not among the versions the connection-release patch was verified on", version)
     setattr(TCPServer, "_read_data", _stopping_idle_task_after(read_data))  # noqa: B010 - typed assignment is refused
     return True
 
@@ -119,7 +165,7 @@ def _hypercorn_version() -> str:
 # - a frame announcing 2**40 bytes is refused only once the limit's worth of its payload has arrived.
 # - a partial message may wait forever for its next fragment.
 # The patch wraps two WSStream methods and swaps each stream's buffer; it does nothing for a Config without
-# `websocket_limits`. Pings come from one watchdog task per stream (supervisor/ws_watchdog.py), which ends
+# `websocket_limits`. Pings come from one watchdog task per stream (ws_watchdog.py), which ends
 # with the stream; hypercorn's own `websocket_ping_interval` stays None.
 
 WEBSOCKET_VERIFIED_VERSIONS = ("0.18.0",)
@@ -129,7 +175,6 @@ _WS_MARK = "_supervisor_guards_websockets"
 _GUARD = "_supervisor_websocket_guard"
 # How long sending our own ping or close frame may block on a client that stopped reading.
 CLOSE_SEND_TIMEOUT = 1.0
-_warned: list[str] = []
 
 
 class SupervisedConfig(Config):
@@ -143,16 +188,15 @@ def guard_websockets() -> bool:
     installed hypercorn is not a version the patch was checked against (then nothing is patched)."""
     version = _hypercorn_version()
     if version not in WEBSOCKET_VERIFIED_VERSIONS:
-        if version not in _warned:
-            _warned.append(version)
-            logger.warning(
-                "hypercorn %s is not a version the WebSocket patch was checked against (%s): client WebSockets "
-                "get no keepalive pings, no ping timeout, no stall timeout and no reassembly budget; "
-                "re-read the patch in supervisor/hypercorn_fixes.py against %s",
-                version,
-                ", ".join(WEBSOCKET_VERIFIED_VERSIONS),
-                WEBSOCKET_UPSTREAM_CODE,
-            )
+        _warn_once(
+            f"websocket {version}",
+            "hypercorn %s is not a version the WebSocket patch was checked against (%s): client WebSockets "
+            "get no keepalive pings, no ping timeout, no stall timeout and no reassembly budget; "
+            "re-read the patch in hypercorn_fixes.py against %s",
+            version,
+            ", ".join(WEBSOCKET_VERIFIED_VERSIONS),
+            WEBSOCKET_UPSTREAM_CODE,
+        )
         return False
     # Imported only once the version is known: another release may have moved or renamed them.
     from hypercorn.protocol import events, ws_stream

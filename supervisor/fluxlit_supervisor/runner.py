@@ -18,15 +18,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from hypercorn.config import Config, Sockets
 
-from supervisor.child import ChildSpec, ChildSupervisor
-from supervisor.concurrency import Pulse, first_of
-from supervisor.exit_codes import ExitCode
-from supervisor.notify import sd_notify, status_text, watchdog_interval
-from supervisor.output import OutputCallback, log_child_output
-from supervisor.policy import RestartPolicy
-from supervisor.process_exit import AbandoningExecutor
-from supervisor.reaper import ManagedPids, run_reaper
-from supervisor.serve import (
+from fluxlit_supervisor.child import ChildSpec, ChildSupervisor
+from fluxlit_supervisor.concurrency import Pulse, first_of
+from fluxlit_supervisor.exit_codes import ExitCode
+from fluxlit_supervisor.hypercorn_fixes import serve_asgi
+from fluxlit_supervisor.notify import sd_notify, status_text, watchdog_interval
+from fluxlit_supervisor.output import OutputCallback, log_child_output
+from fluxlit_supervisor.policy import RestartPolicy
+from fluxlit_supervisor.process_exit import AbandoningExecutor
+from fluxlit_supervisor.reaper import ManagedPids, run_reaper
+from fluxlit_supervisor.serve import (
     ASGIApp,
     BindError,
     InflightRequests,
@@ -35,14 +36,13 @@ from supervisor.serve import (
     build_hypercorn_config,
     close_sockets,
     is_listening,
-    serve_asgi,
 )
-from supervisor.state import StateHub, UpstreamState
-from supervisor.state_file import remove_state_file, write_state_file
+from fluxlit_supervisor.state import StateHub, UpstreamState
+from fluxlit_supervisor.state_file import remove_state_file, write_state_file
 
 if TYPE_CHECKING:
-    from supervisor.early import PrestartedChild
-    from supervisor.workers import WorkerPool, WorkerSpec
+    from fluxlit_supervisor.early import PrestartedChild
+    from fluxlit_supervisor.workers import WorkerPool, WorkerSpec
 
 logger = logging.getLogger("supervisor")
 
@@ -247,7 +247,7 @@ class _SupervisedRun:
                     return ExitCode.INTERNAL_ERROR
                 group.start_soon(self._serve_task, sockets)
                 if self._workers is not None:
-                    from supervisor.workers import WorkerPool
+                    from fluxlit_supervisor.workers import WorkerPool  # only with --workers N: spares the rest
 
                     self._worker_pool = WorkerPool(self._workers, sockets, self._managed)
                     group.start_soon(self._worker_pool.run)

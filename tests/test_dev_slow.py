@@ -36,7 +36,7 @@ def home(st, client):
 
 
 class DevProcess:
-    """`python -m fluxlit.dev` in its own session, log in a file, stopped by its PID."""
+    """`python -m fluxlit dev` in its own session, log in a file, stopped by its PID."""
 
     def __init__(self, workdir: Path, *, port: int | None = None) -> None:
         self.workdir = workdir
@@ -45,7 +45,7 @@ class DevProcess:
         self.state_file = workdir / "state.json"
         self.log_path = workdir / "dev.log"
         argv = [
-            sys.executable, "-m", "fluxlit.dev", "devapp:app", "--poll-interval", "0.2",
+            sys.executable, "-m", "fluxlit", "dev", "devapp:app", "--poll-interval", "0.2",
             "--port", str(self.port), "--state-file", str(self.state_file), "--log-format", "json",
         ]  # fmt: skip
         with self.log_path.open("ab") as log:

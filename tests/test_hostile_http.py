@@ -640,7 +640,7 @@ def close_wait_sockets(port: int) -> int:
 
 
 def test_a_connection_the_client_closed_is_released_within_two_seconds(server: GatewayServer) -> None:
-    """hypercorn 0.18 held each for keep_alive_timeout; supervisor.hypercorn_fixes (applied by
+    """hypercorn 0.18 held each for keep_alive_timeout; fluxlit_supervisor.hypercorn_fixes (applied by
     build_hypercorn_config) stops the idle timer once the client has closed."""
     for _ in range(20):
         reply = exchange(server.port, head("GET /api/churn HTTP/1.1", "Host: a"), wait=0.3)

@@ -154,7 +154,7 @@ def test_sigterm_while_exit_process_waits_for_threads_exits_at_once_with_the_cod
     started = time.monotonic()
     code, _, _ = run_script(
         STUCK_THREAD
-        + "print('exiting', flush=True)\nfrom supervisor import exit_process\nexit_process(5, within=60)\n",
+        + "print('exiting', flush=True)\nfrom fluxlit_supervisor import exit_process\nexit_process(5, within=60)\n",
         send_sigterm_after=1.0,
     )
     assert code == 5

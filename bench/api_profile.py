@@ -51,12 +51,12 @@ GC_CODE = {
 
 
 def variant_argv(base: list[str], options: dict[str, Any], gc_mode: str = "") -> list[str]:
-    """`python -m fluxlit serve ...` with HYPERCORN_OPTIONS updated first (fluxlit.serve reads them at plan time)."""
+    """`python -m fluxlit serve ...` with HYPERCORN_OPTIONS updated first (the serve plan reads them at plan time)."""
     code = (
         GC_CODE.get(gc_mode, "")
-        + "import fluxlit.serve as s; "
+        + "import fluxlit.runtime.serve_plan as s; "
         + f"s.HYPERCORN_OPTIONS.update({options!r}); "
-        + "from fluxlit.cli import main; main(prog_name='fluxlit')"
+        + "from fluxlit.cli.main import main; main(prog_name='fluxlit')"
     )
     return [sys.executable, "-c", code, *base[3:]]
 
@@ -196,10 +196,10 @@ async def _drive(app: Any, requests: int) -> float:
 
 
 def micro(args: argparse.Namespace) -> None:
-    from fluxlit import logs
-    from fluxlit.access import AccessObserver
-    from fluxlit.gateway import build_gateway
-    from fluxlit.metrics import GatewayMetrics
+    from fluxlit.gateway.router import build_gateway
+    from fluxlit.observability import logs
+    from fluxlit.observability.access import AccessObserver
+    from fluxlit.observability.metrics import GatewayMetrics
 
     body = b'{"status":"ok","kind":"async"}'
     start = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
@@ -233,22 +233,22 @@ _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 # takes the sample. Our send wrappers sit between FastAPI and hypercorn: their own time is ours, what they call is
 # hypercorn's.
 RULES = (
-    ("logging: access line write", "fluxlit/logs.py", ""),
-    ("access observer: line fields", "fluxlit/redaction.py", ""),
-    ("access observer: line fields", "fluxlit/access.py", "AccessObserver._line"),
+    ("logging: access line write", "fluxlit/observability/logs.py", ""),
+    ("access observer: line fields", "fluxlit/observability/redaction.py", ""),
+    ("access observer: line fields", "fluxlit/observability/access.py", "AccessObserver._line"),
     ("metrics", "prometheus_client/", ""),
-    ("metrics", "fluxlit/metrics.py", ""),
+    ("metrics", "fluxlit/observability/metrics.py", ""),
     ("request id", "/uuid.py", ""),
-    ("request id", "fluxlit/request_id.py", ""),
-    ("access observer: wrapper, timing", "fluxlit/access.py", ""),
-    ("gateway: header prep", "fluxlit/gateway.py", "_prepare_headers"),
-    ("gateway: header prep", "fluxlit/forwarded.py", ""),
-    ("gateway: response headers", "fluxlit/gateway.py", "_with_response_headers"),
-    ("gateway: body deadline", "fluxlit/body_deadline.py", ""),
-    ("gateway: refusals", "fluxlit/refusals.py", ""),
-    ("gateway: refusals", "fluxlit/internal_access.py", ""),
-    ("gateway: dispatch", "fluxlit/gateway.py", ""),
-    ("gateway: dispatch", "fluxlit/paths.py", ""),
+    ("request id", "fluxlit/gateway/request_id.py", ""),
+    ("access observer: wrapper, timing", "fluxlit/observability/access.py", ""),
+    ("gateway: header prep", "fluxlit/gateway/router.py", "_prepare_headers"),
+    ("gateway: header prep", "fluxlit/config/forwarded.py", ""),
+    ("gateway: response headers", "fluxlit/gateway/router.py", "_with_response_headers"),
+    ("gateway: body deadline", "fluxlit/gateway/body_deadline.py", ""),
+    ("gateway: refusals", "fluxlit/gateway/refusals.py", ""),
+    ("gateway: refusals", "fluxlit/gateway/internal_access.py", ""),
+    ("gateway: dispatch", "fluxlit/gateway/router.py", ""),
+    ("gateway: dispatch", "fluxlit/config/paths.py", ""),
     ("supervisor wrapper", "supervisor/", ""),
     ("FastAPI/Starlette/pydantic", "fastapi/", ""),
     ("FastAPI/Starlette/pydantic", "starlette/", ""),
@@ -309,7 +309,7 @@ def plain_with_stamped_headers() -> Any:
 
 def _time_access_lines(every: int = 20000) -> None:
     """Report to stderr the CPU time the fast access-line writer takes per line, in the serving process."""
-    from fluxlit import logs
+    from fluxlit.observability import logs
 
     writer = logs._fast_lines
     assert writer is not None
@@ -330,7 +330,7 @@ def _time_access_lines(every: int = 20000) -> None:
 
 def _batch_access_lines() -> None:
     """A prototype, not our behaviour: access lines rendered and written once per event-loop iteration."""
-    from fluxlit import logs
+    from fluxlit.observability import logs
 
     writer = logs._fast_lines
     assert writer is not None
@@ -363,12 +363,12 @@ def gateway_on_hypercorn(
     `hypercorn --worker-class uvloop 'api_profile:gateway_on_hypercorn()'` from bench/ (`load --gateway-cli`)."""
     from bench_app import app
 
-    from fluxlit import logs
-    from fluxlit.access import AccessObserver
-    from fluxlit.gateway import build_gateway
-    from fluxlit.metrics import GatewayMetrics
-    from fluxlit.settings import Settings
-    from fluxlit.settings_sources import replace
+    from fluxlit.config.settings import Settings
+    from fluxlit.config.sources import replace
+    from fluxlit.gateway.router import build_gateway
+    from fluxlit.observability import logs
+    from fluxlit.observability.access import AccessObserver
+    from fluxlit.observability.metrics import GatewayMetrics
 
     logs.configure_logging("info", "json")
     logs.bind_process_fields(replica="bench-1")

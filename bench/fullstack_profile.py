@@ -301,7 +301,10 @@ steps = [
     ("hypercorn", "import hypercorn.asyncio, hypercorn.config"),
     ("structlog, logging setup", "import structlog"),
     ("fastapi, starlette, pydantic", "import fastapi"),
-    ("fluxlit.serve (gateway, proxy, supervisor)", "import fluxlit.serve, fluxlit.gateway, proxy, supervisor"),
+    (
+        "fluxlit.runtime.serve_plan (gateway, proxy, supervisor)",
+        "import fluxlit.runtime.serve_plan, fluxlit.gateway.router, fluxlit_proxy, fluxlit_supervisor",
+    ),
     ("the bench app (load_target)", "from fluxlit.targets import load_target; load_target(%r)"),
 ]
 for label, code in steps:

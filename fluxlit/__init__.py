@@ -12,9 +12,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "FluxLit": "fluxlit.app",
     "PageRecord": "fluxlit.page_records",
-    "Settings": "fluxlit.settings",
+    "Settings": "fluxlit.config.settings",
     "FluxLitTestClient": "fluxlit.testing",
-    "streamlit_main_path": "fluxlit.streamlit_entry",
+    "streamlit_main_path": "fluxlit.streamlit.command",
     "ApiClient": "fluxlit.client",
     "ApiError": "fluxlit.client",
     "Depends": "fluxlit.pages.di",
@@ -37,11 +37,11 @@ _LAZY = {
 if TYPE_CHECKING:
     from fluxlit.app import FluxLit
     from fluxlit.client import ApiClient, ApiError
+    from fluxlit.config.settings import Settings
     from fluxlit.deep_links import PublicUrls, match_nav_page, query_params
     from fluxlit.page_records import PageRecord
     from fluxlit.pages.di import Cookie, Depends, Header, Query
-    from fluxlit.settings import Settings
-    from fluxlit.streamlit_entry import streamlit_main_path
+    from fluxlit.streamlit.command import streamlit_main_path
     from fluxlit.testing import FluxLitTestClient, assert_no_streamlit_exception, select_page
     from fluxlit.url_session import (
         InMemorySessionStore,

@@ -1,5 +1,5 @@
 """`python -m fluxlit` is the `fluxlit` command."""
 
-from fluxlit.cli import main
+from fluxlit.cli.main import main
 
 main(prog_name="fluxlit")

@@ -7,12 +7,12 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
+from fluxlit.config.settings import Settings
 from fluxlit.deep_links import PublicUrls
 
 # PageRecord is still importable from here, where it lived before page_records.py
 from fluxlit.page_records import PageHandler, PageRegistry, normalize_page_path
 from fluxlit.page_records import PageRecord as PageRecord
-from fluxlit.settings import Settings
 
 HandlerT = TypeVar("HandlerT", bound=PageHandler)
 

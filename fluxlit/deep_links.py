@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from fluxlit.config.paths import normalize_mount
 from fluxlit.navigation import NavMatch as NavMatch
 from fluxlit.navigation import NavPage as NavPage
 from fluxlit.navigation import match_nav_page as match_nav_page
 from fluxlit.navigation import public_page_path
-from fluxlit.paths import normalize_mount
 
 if TYPE_CHECKING:
     from fluxlit.app import FluxLit

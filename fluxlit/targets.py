@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from fluxlit.asgi import ASGIApp
+from fluxlit.asgi_types import ASGIApp
 from fluxlit.errors import TargetError
 
 if TYPE_CHECKING:  # FastAPI loads with the target, not before: `serve` starts Streamlit while it does

@@ -18,8 +18,8 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from fluxlit.app import FluxLit
-from fluxlit.gateway import Gateway, build_gateway
-from fluxlit.paths import normalize_mount
+from fluxlit.config.paths import normalize_mount
+from fluxlit.gateway.router import Gateway, build_gateway
 from fluxlit.targets import parse_target
 
 _DOCS_OK = {200, 301, 302, 307, 308}

@@ -53,12 +53,12 @@ def _default(value: object) -> str:
 
 
 def gen_cli() -> str:
-    from fluxlit.cli import main
-    from fluxlit.settings import DEFAULTS, SETTING_SPECS
+    from fluxlit.cli.main import main
+    from fluxlit.config.settings import DEFAULTS, SETTING_SPECS
 
     by_env = {spec.env: spec for spec in SETTING_SPECS}
     root_ctx = click.Context(main, info_name="fluxlit")
-    out = ["Every command and option of `fluxlit`, read from the click definitions in `fluxlit/cli.py`.", ""]
+    out = ["Every command and option of `fluxlit`, read from the click definitions in `fluxlit/cli/main.py`.", ""]
     out += ["| command | what it does |", "|---|---|"]
     names = main.list_commands(root_ctx)
     commands = {}
@@ -120,7 +120,7 @@ def gen_cli() -> str:
 
 
 def gen_settings() -> str:
-    from fluxlit.settings import DEFAULTS, SETTING_SPECS
+    from fluxlit.config.settings import DEFAULTS, SETTING_SPECS
 
     out = ["| setting (`fluxlit.toml` key) | flag | env var | default | meaning |", "|---|---|---|---|---|"]
     for spec in SETTING_SPECS:
@@ -129,7 +129,7 @@ def gen_settings() -> str:
             f"| `{spec.toml_key}` | {flag} | `{spec.env}` | {_default(getattr(DEFAULTS, spec.name))} "
             f"| {_cell(spec.help)}{' (secret: redacted)' if spec.secret else ''} |"
         )
-    out += ["", f"{len(SETTING_SPECS)} settings, read from `fluxlit.settings.SETTING_SPECS`."]
+    out += ["", f"{len(SETTING_SPECS)} settings, read from `fluxlit.config.settings.SETTING_SPECS`."]
     return "\n".join(out)
 
 
@@ -137,7 +137,7 @@ def gen_settings() -> str:
 
 
 def gen_metrics() -> str:
-    from fluxlit.metrics import GatewayMetrics
+    from fluxlit.observability.metrics import GatewayMetrics
 
     metrics = GatewayMetrics()
     rows = []
@@ -155,7 +155,10 @@ def gen_metrics() -> str:
         shown = name if "(" not in name else name.replace(" (", "` (", 1)
         shown = f"`{shown}" + ("" if "(" in name else "`")
         out.append(f"| {shown} | {kind} | {', '.join(f'`{x}`' for x in labels) or '—'} | {_cell(doc)} |")
-    out += ["", f"{len(rows)} metric families, read from a fresh `fluxlit.metrics.GatewayMetrics()` registry."]
+    out += [
+        "",
+        f"{len(rows)} metric families, read from a fresh `fluxlit.observability.metrics.GatewayMetrics()` registry.",
+    ]
     return "\n".join(out)
 
 
@@ -163,7 +166,7 @@ def gen_metrics() -> str:
 
 
 def gen_doctor() -> str:
-    from fluxlit.doctor import describe_checks
+    from fluxlit.doctor.registry import describe_checks
 
     out = ["| check | runs | what it verifies |", "|---|---|---|"]
     for check in describe_checks():
@@ -187,7 +190,7 @@ API_NAMES = (
     "fluxlit.pages.di.Cookie",
     "fluxlit.deep_links.match_nav_page",
     "fluxlit.deep_links.query_params",
-    "fluxlit.gateway.build_gateway",
+    "fluxlit.gateway.router.build_gateway",
 )
 
 

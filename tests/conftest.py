@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fluxlit.gateway import build_gateway
+from fluxlit.gateway.router import build_gateway
 from fluxlit.testing import TestClient
 
 # The external-tool marker, its skip reasons and the one-line skip summary (tests/_external.py).

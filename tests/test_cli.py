@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from fluxlit.cli import main
-from fluxlit.settings import SETTING_SPECS
+from fluxlit.cli.main import main
+from fluxlit.config.settings import SETTING_SPECS
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_doctor_and_dev_are_registered(runner: CliRunner) -> None:
 
 
 def test_workbench_urls_name_loopback_and_the_ide_proxy() -> None:
-    from fluxlit.workbench import workbench_urls
+    from fluxlit.cli.workbench import workbench_urls
 
     assert workbench_urls("0.0.0.0", 8123, {}) == ["Local:   http://127.0.0.1:8123/"]
     lines = workbench_urls("127.0.0.1", 8123, {"RS_SERVER_URL": "https://wb/", "RS_SESSION_URL": "/s/abc/"})
@@ -179,12 +179,12 @@ def test_a_metrics_bind_on_the_public_port_exits_2_with_the_fix(runner: CliRunne
 def test_an_unexpected_error_at_start_up_exits_70_with_one_line_and_the_traceback(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fluxlit.serve
+    import fluxlit.runtime.serve_plan
 
     def broken(resolved: Any) -> Any:
         raise RuntimeError("state directory vanished")
 
-    monkeypatch.setattr(fluxlit.serve, "streamlit_started_early", broken)
+    monkeypatch.setattr(fluxlit.runtime.serve_plan, "streamlit_started_early", broken)
     result = runner.invoke(main, ["serve", "app:app"])
     assert result.exit_code == 70
     first, *rest = result.stderr.splitlines()

@@ -8,8 +8,8 @@ import pytest
 from starlette.requests import Request
 
 from fluxlit import FluxLit
+from fluxlit.config.settings import Settings
 from fluxlit.deep_links import PublicUrls
-from fluxlit.settings import Settings
 
 
 @pytest.fixture(autouse=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fluxlit import dev
-from fluxlit.cli import main
-from fluxlit.settings import Settings
+from fluxlit.cli import dev
+from fluxlit.cli.main import main
+from fluxlit.config.settings import Settings
 
 
 def touch(path: Path) -> Path:

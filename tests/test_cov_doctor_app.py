@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fluxlit.doctor_app import STREAMLIT_DEFAULT_UPLOAD_MB, check_pages, check_target, streamlit_upload_limit_mb
-from fluxlit.doctor_model import DoctorContext, Status
+from fluxlit.doctor.app_checks import STREAMLIT_DEFAULT_UPLOAD_MB, check_pages, check_target, streamlit_upload_limit_mb
+from fluxlit.doctor.model import DoctorContext, Status
 
 PREFIX = "doctor_cov_app_"
 

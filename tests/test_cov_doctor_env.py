@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from fluxlit import doctor_env
-from fluxlit.doctor_env import (
+from fluxlit.doctor import env_checks as doctor_env
+from fluxlit.doctor.env_checks import (
     check_dependencies,
     check_port,
     check_python,
     version_tuple,
 )
-from fluxlit.doctor_model import DoctorContext, Status
+from fluxlit.doctor.model import DoctorContext, Status
 
 
 def ctx(tmp_path: Path, url: str | None = None, **env: str) -> DoctorContext:

@@ -12,8 +12,14 @@ from typing import Any
 
 import pytest
 
-from fluxlit.doctor_live import check_healthz, check_html_shell, check_readyz, check_static_asset, check_websocket
-from fluxlit.doctor_model import DoctorContext, Status
+from fluxlit.doctor.live_checks import (
+    check_healthz,
+    check_html_shell,
+    check_readyz,
+    check_static_asset,
+    check_websocket,
+)
+from fluxlit.doctor.model import DoctorContext, Status
 
 HEALTHY = (200, {"Content-Type": "application/json"}, b'{"status":"ok"}')
 DROP = "drop"  # close the connection without answering

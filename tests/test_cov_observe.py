@@ -7,8 +7,8 @@ from typing import Any
 import anyio
 import pytest
 
-from fluxlit.metrics import GatewayMetrics, _open_fds, read_proc_stat
-from fluxlit.observe import restart_reason
+from fluxlit.observability.bridges import restart_reason
+from fluxlit.observability.metrics import GatewayMetrics, _open_fds, read_proc_stat
 
 
 @pytest.mark.parametrize(

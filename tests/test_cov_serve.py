@@ -13,11 +13,11 @@ import pytest
 from fastapi import FastAPI
 
 from fluxlit import FluxLit
+from fluxlit.config.settings import Settings, _setting, parse_str
 from fluxlit.errors import TargetError
-from fluxlit.gateway import build_gateway
-from fluxlit.logs import configure_logging, fast_info_line
-from fluxlit.serve import ServePlan, internal_api_base
-from fluxlit.settings import Settings, _setting, parse_str
+from fluxlit.gateway.router import build_gateway
+from fluxlit.observability.logs import configure_logging, fast_info_line
+from fluxlit.runtime.serve_plan import ServePlan, internal_api_base
 from fluxlit.targets import LoadedTarget, load_target
 from fluxlit.testing import TestClient
 
@@ -81,7 +81,7 @@ def restore_logging() -> Iterator[None]:
     """configure_logging changes process-wide state: put every piece of it back afterwards."""
     import structlog
 
-    from fluxlit import logs
+    from fluxlit.observability import logs
 
     root = logging.getLogger()
     chatty = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}

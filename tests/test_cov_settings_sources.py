@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from fluxlit.config.sources import load_settings
 from fluxlit.errors import ConfigError
-from fluxlit.settings_sources import load_settings
 
 
 def test_an_unreadable_project_file_is_a_config_error(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from fastapi import Request
 
 from fluxlit import FluxLit, FluxLitTestClient, match_nav_page, query_params
 from fluxlit.app import PageRecord
+from fluxlit.config.settings import Settings
 from fluxlit.deep_links import NavMatch
-from fluxlit.settings import Settings
 from tests._apptest import url_param
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fluxlit import dev
-from fluxlit.cli import main
+from fluxlit.cli import dev
+from fluxlit.cli.main import main
 
 # A stand-in for `python -m fluxlit serve`: notes its start in a file, then serves until SIGTERM (exit 0).
 FAKE_SERVE = """

@@ -70,9 +70,9 @@ def test_render_replaces_only_between_the_markers() -> None:
 
 
 def test_generated_pages_cover_every_setting_command_metric_and_check() -> None:
-    from fluxlit.cli import main
-    from fluxlit.doctor import describe_checks
-    from fluxlit.settings import SETTING_SPECS
+    from fluxlit.cli.main import main
+    from fluxlit.config.settings import SETTING_SPECS
+    from fluxlit.doctor.registry import describe_checks
 
     cli = (DOCS / "cli.md").read_text(encoding="utf-8")
     for name in main.list_commands(None):  # type: ignore[arg-type]

@@ -17,9 +17,17 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from fluxlit.doctor import LIVE_CHECKS, OFFLINE_CHECKS, describe_checks, doctor, exit_code, render_text, run_checks
-from fluxlit.doctor_model import Check, DoctorContext, Status, check_name
-from fluxlit.doctor_ws import websocket_handshake
+from fluxlit.doctor.model import Check, DoctorContext, Status, check_name
+from fluxlit.doctor.registry import (
+    LIVE_CHECKS,
+    OFFLINE_CHECKS,
+    describe_checks,
+    doctor,
+    exit_code,
+    render_text,
+    run_checks,
+)
+from fluxlit.doctor.ws_probe import websocket_handshake
 
 SMOKE_APP = Path(__file__).resolve().parent.parent / "examples" / "smoke_app" / "app.py"
 CLEAN_ENV = {"FLUXLIT_GATEWAY_PORT": "0"}

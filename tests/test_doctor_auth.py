@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 import fluxlit.auth
-from fluxlit.doctor import doctor
-from fluxlit.doctor_auth import _jwt_import_failure, find_authenticators
-from fluxlit.doctor_model import Check, DoctorContext, Status
+from fluxlit.doctor.auth_checks import _jwt_import_failure, find_authenticators
+from fluxlit.doctor.model import Check, DoctorContext, Status
+from fluxlit.doctor.registry import doctor
 from fluxlit.errors import TargetError
 
 APP_PREFIX = "doctor_auth_case_"
@@ -46,7 +46,7 @@ def check(tmp_path: Path, setup: str, name: str, env: dict[str, str] | None = No
     module = f"{APP_PREFIX}{abs(hash((setup, source))) % 10**8}"
     (tmp_path / f"{module}.py").write_text(source.format(setup=setup))
     ctx = DoctorContext(target_arg=f"{module}.py:app", cwd=tmp_path, env={"FLUXLIT_GATEWAY_PORT": "0", **(env or {})})
-    from fluxlit.doctor import OFFLINE_CHECKS
+    from fluxlit.doctor.registry import OFFLINE_CHECKS
 
     function = next(fn for fn in OFFLINE_CHECKS if getattr(fn, "__name__", "") == f"check_{name}")
     return function(ctx)

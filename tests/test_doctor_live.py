@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fluxlit import doctor_live
-from fluxlit.doctor import doctor
-from fluxlit.doctor_live import check_healthz, check_websocket_keepalive
-from fluxlit.doctor_model import DoctorContext, Status
-from fluxlit.doctor_ws import first_ping
+from fluxlit.doctor import live_checks as doctor_live
+from fluxlit.doctor.live_checks import check_healthz, check_websocket_keepalive
+from fluxlit.doctor.model import DoctorContext, Status
+from fluxlit.doctor.registry import doctor
+from fluxlit.doctor.ws_probe import first_ping
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PING = b"\x89\x00"

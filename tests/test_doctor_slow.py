@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from fluxlit.doctor import doctor
+from fluxlit.doctor.registry import doctor
 from tests._live import SMOKE_APP, LiveServer
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fluxlit import doctor_upstream
-from fluxlit.doctor_model import DoctorContext, Status
-from fluxlit.doctor_upstream import check_upstream_keep_alive, keep_alive_from, streamlit_keep_alive_s
+from fluxlit.doctor import upstream_checks as doctor_upstream
+from fluxlit.doctor.model import DoctorContext, Status
+from fluxlit.doctor.upstream_checks import check_upstream_keep_alive, keep_alive_from, streamlit_keep_alive_s
 
 SERVER_SOURCE = Path(
     str(importlib.metadata.distribution("streamlit").locate_file(doctor_upstream.STREAMLIT_SERVER_FILE))

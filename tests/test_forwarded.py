@@ -8,8 +8,8 @@ import pytest
 from fastapi import Request
 
 from fluxlit import FluxLit, Settings
+from fluxlit.config.forwarded import forwarded_client, forwarded_scheme, is_trusted, parse_trusted
 from fluxlit.errors import ConfigError
-from fluxlit.forwarded import forwarded_client, forwarded_scheme, is_trusted, parse_trusted
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_replica_header_is_sent_when_named(gateway_test_client_factory: Any) -> 
 def test_trust_all_applies_forwarded_headers_for_a_peer_without_an_address() -> None:
     import asyncio
 
-    from fluxlit.gateway import build_gateway
+    from fluxlit.gateway.router import build_gateway
 
     seen: dict[str, Any] = {}
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi import Request, WebSocket
 
 from fluxlit import FluxLit, Settings
-from fluxlit.upstream_status import UpstreamStatus
+from fluxlit.gateway.upstream_status import UpstreamStatus
 
 
 async def echo_scope(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -133,7 +133,7 @@ def test_readyz_is_503_with_retry_after_while_upstream_is_not_ready(
 
 
 def test_readyz_turns_503_once_stopping_begins(gateway_test_client_factory: Any) -> None:
-    from fluxlit.gateway import build_gateway
+    from fluxlit.gateway.router import build_gateway
     from fluxlit.testing import TestClient
 
     gateway = build_gateway(FluxLit(), upstream_status=lambda: UpstreamStatus("ready"))
@@ -165,7 +165,7 @@ def test_every_response_carries_a_new_request_id(gateway_test_client_factory: An
 
 
 def test_a_minted_request_id_is_a_random_uuid4_in_hex() -> None:
-    from fluxlit.request_id import new_request_id
+    from fluxlit.gateway.request_id import new_request_id
 
     ids = {new_request_id() for _ in range(2000)}
     assert len(ids) == 2000
@@ -175,8 +175,8 @@ def test_a_minted_request_id_is_a_random_uuid4_in_hex() -> None:
 
 
 def test_trust_verdicts_are_remembered_per_peer_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fluxlit import gateway
-    from fluxlit.forwarded import parse_trusted
+    from fluxlit.config.forwarded import parse_trusted
+    from fluxlit.gateway import router as gateway
 
     monkeypatch.setattr(gateway, "MAX_REMEMBERED_PEERS", 2)
     remembered: dict[str | None, bool] = {}
@@ -270,7 +270,7 @@ def test_websocket_to_an_internal_path_is_not_served_by_the_http_endpoint(gatewa
 def test_websocket_denials_carry_the_request_id() -> None:
     import asyncio
 
-    from fluxlit.gateway import build_gateway
+    from fluxlit.gateway.router import build_gateway
 
     async def deny(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "websocket.http.response.start", "status": 503, "headers": []})

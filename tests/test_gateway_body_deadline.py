@@ -9,10 +9,10 @@ from typing import Any
 import anyio
 import pytest
 
-from fluxlit.access import AccessObserver
-from fluxlit.body_deadline import BodyDeadline, BodyRate
-from fluxlit.gateway import Gateway, GatewayRoutes, build_gateway
-from fluxlit.settings import Settings
+from fluxlit.config.settings import Settings
+from fluxlit.gateway.body_deadline import BodyDeadline, BodyRate
+from fluxlit.gateway.router import Gateway, GatewayRoutes, build_gateway
+from fluxlit.observability.access import AccessObserver
 
 pytestmark = pytest.mark.anyio
 TIMEOUT = 0.2

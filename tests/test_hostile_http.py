@@ -20,9 +20,9 @@ import pytest
 from fluxlit_supervisor.serve import ServeConfig, build_hypercorn_config
 from hypercorn.asyncio import serve
 
-from fluxlit.gateway import build_gateway
-from fluxlit.serve import hypercorn_options
-from fluxlit.settings import Settings
+from fluxlit.config.settings import Settings
+from fluxlit.gateway.router import build_gateway
+from fluxlit.runtime.serve_plan import hypercorn_options
 
 
 @dataclass

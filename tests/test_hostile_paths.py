@@ -24,10 +24,10 @@ from fastapi import Request
 from fluxlit_proxy.headers import request_target
 
 from fluxlit import FluxLit
-from fluxlit.access import AccessObserver
-from fluxlit.gateway import build_gateway
-from fluxlit.paths import is_under
-from fluxlit.settings import Settings
+from fluxlit.config.paths import is_under
+from fluxlit.config.settings import Settings
+from fluxlit.gateway.router import build_gateway
+from fluxlit.observability.access import AccessObserver
 from fluxlit.testing import TestClient
 from tests._live import LiveServer
 from tests.test_hostile_http import GatewayServer, exchange, head, settle

@@ -9,10 +9,10 @@ import anyio
 import pytest
 
 from fluxlit import FluxLit, Settings
-from fluxlit.access import AccessObserver
-from fluxlit.forwarded import TRUST_ALL, parse_trusted
-from fluxlit.gateway import Gateway, build_gateway
-from fluxlit.internal_access import InternalAccess, internal_access_for
+from fluxlit.config.forwarded import TRUST_ALL, parse_trusted
+from fluxlit.gateway.internal_access import InternalAccess, internal_access_for
+from fluxlit.gateway.router import Gateway, build_gateway
+from fluxlit.observability.access import AccessObserver
 
 METRICS = "/__fluxlit/metrics"
 PUBLIC = "203.0.113.9"

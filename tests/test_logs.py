@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from fluxlit import FluxLit
-from fluxlit.access import AccessObserver
-from fluxlit.gateway import build_gateway
-from fluxlit.logs import MAX_FIELD_CHARS, cap_fields, cap_text, configure_logging, get_logger
+from fluxlit.gateway.router import build_gateway
+from fluxlit.observability.access import AccessObserver
+from fluxlit.observability.logs import MAX_FIELD_CHARS, cap_fields, cap_text, configure_logging, get_logger
 from fluxlit.testing import TestClient
 
 

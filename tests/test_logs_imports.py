@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from fluxlit.logs import _HiddenModules, import_structlog
+from fluxlit.observability.logs import _HiddenModules, import_structlog
 
 PROBE = """
 import json, sys
-from fluxlit.logs import configure_logging, get_logger
+from fluxlit.observability.logs import configure_logging, get_logger
 configure_logging("info", sys.argv[1], stream=sys.stderr)
 get_logger("probe").info("configured")
 loaded = sorted({name.partition(".")[0] for name in sys.modules} & {"rich", "pygments", "greenlet", "attr"})

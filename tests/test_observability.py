@@ -17,14 +17,14 @@ import pytest
 from prometheus_client import generate_latest
 from starlette.websockets import WebSocketDisconnect
 
-import fluxlit.metrics
+import fluxlit.observability.metrics
 from fluxlit import FluxLit
-from fluxlit.access import AccessObserver
-from fluxlit.gateway import build_gateway
-from fluxlit.logs import configure_logging, get_logger
-from fluxlit.metrics import GatewayMetrics, ProcStat, parse_proc_stat
-from fluxlit.observe import ChildStateMetrics, MetricsProxyHooks
-from fluxlit.redaction import REDACTED, redact_headers, redact_query
+from fluxlit.gateway.router import build_gateway
+from fluxlit.observability.access import AccessObserver
+from fluxlit.observability.bridges import ChildStateMetrics, MetricsProxyHooks
+from fluxlit.observability.logs import configure_logging, get_logger
+from fluxlit.observability.metrics import GatewayMetrics, ProcStat, parse_proc_stat
+from fluxlit.observability.redaction import REDACTED, redact_headers, redact_query
 from fluxlit.testing import TestClient
 
 ACCESS_FIELDS = {
@@ -314,14 +314,14 @@ def test_gateway_process_series_without_a_child() -> None:
 def test_child_series_only_for_a_process_we_forked(monkeypatch: pytest.MonkeyPatch) -> None:
     # Our own pid is not our child: a stale or reused pid must not be reported as Streamlit.
     assert 'process="streamlit"' not in generate_latest(GatewayMetrics(child_pid=os.getpid).registry).decode()
-    real = fluxlit.metrics.read_proc_stat
+    real = fluxlit.observability.metrics.read_proc_stat
 
     def as_if_forked(pid: int) -> ProcStat | None:
         stat = real(os.getpid())
         return dataclasses.replace(stat, ppid=os.getpid()) if stat is not None and pid == 4242 else real(pid)
 
-    monkeypatch.setattr(fluxlit.metrics, "read_proc_stat", as_if_forked)
-    monkeypatch.setattr(fluxlit.metrics, "_open_fds", lambda pid: 7)
+    monkeypatch.setattr(fluxlit.observability.metrics, "read_proc_stat", as_if_forked)
+    monkeypatch.setattr(fluxlit.observability.metrics, "_open_fds", lambda pid: 7)
     metrics = GatewayMetrics()
     ChildStateMetrics(metrics)(SimpleNamespace(state="ready", pid=4242, detail=""))
     text = generate_latest(metrics.registry).decode()

@@ -16,11 +16,11 @@ from fluxlit_supervisor import UpstreamState
 from starlette.testclient import WebSocketDenialResponse
 
 from fluxlit import FluxLit
-from fluxlit.logs import configure_logging
-from fluxlit.metrics import GatewayMetrics
-from fluxlit.observe import ChildStateMetrics
-from fluxlit.serve import ServePlan
-from fluxlit.settings import Settings
+from fluxlit.config.settings import Settings
+from fluxlit.observability.bridges import ChildStateMetrics
+from fluxlit.observability.logs import configure_logging
+from fluxlit.observability.metrics import GatewayMetrics
+from fluxlit.runtime.serve_plan import ServePlan
 from fluxlit.targets import LoadedTarget
 from fluxlit.testing import TestClient
 from tests._live import free_port

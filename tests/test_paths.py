@@ -6,8 +6,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from fluxlit.config.paths import is_under, normalize_mount, routing_path, strip_mount
 from fluxlit.errors import ConfigError
-from fluxlit.paths import is_under, normalize_mount, routing_path, strip_mount
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Properties of the pure rules, checked with hypothesis over generated input rather than a few hand-picked cases.
 
-Header filtering and X-Forwarded-* (proxy.headers), forwarded trust (fluxlit.forwarded), mount and prefix
-handling (fluxlit.paths), settings parsers, redaction and request ids.
+Header filtering and X-Forwarded-* (proxy.headers), forwarded trust (fluxlit.config.forwarded), mount and prefix
+handling (fluxlit.config.paths), settings parsers, redaction and request ids.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from fluxlit_proxy.headers import (  # noqa: E402
 from hypothesis import assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from fluxlit.errors import ConfigError  # noqa: E402
-from fluxlit.forwarded import (  # noqa: E402
+from fluxlit.config.forwarded import (  # noqa: E402
     FORWARDED_HEADERS,
     TRUST_ALL,
     forwarded_client,
@@ -38,8 +37,11 @@ from fluxlit.forwarded import (  # noqa: E402
     is_trusted,
     parse_trusted,
 )
-from fluxlit.paths import is_under, normalize_mount, strip_mount  # noqa: E402
-from fluxlit.redaction import (  # noqa: E402
+from fluxlit.config.paths import is_under, normalize_mount, strip_mount  # noqa: E402
+from fluxlit.config.settings import SETTING_SPECS, parse_bool, parse_port  # noqa: E402
+from fluxlit.errors import ConfigError  # noqa: E402
+from fluxlit.gateway.request_id import is_valid_request_id, pick_request_id  # noqa: E402
+from fluxlit.observability.redaction import (  # noqa: E402
     REDACTED,
     SENSITIVE_HEADERS,
     SENSITIVE_NAME_PARTS,
@@ -48,8 +50,6 @@ from fluxlit.redaction import (  # noqa: E402
     redact_headers,
     redact_query,
 )
-from fluxlit.request_id import is_valid_request_id, pick_request_id  # noqa: E402
-from fluxlit.settings import SETTING_SPECS, parse_bool, parse_port  # noqa: E402
 
 # No example database: nothing is written into the repository, and a run depends only on the code.
 FAST = settings(deadline=None, max_examples=300, database=None)

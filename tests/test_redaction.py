@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluxlit.redaction import REDACTED, is_sensitive_query_key, redact_headers, redact_query
+from fluxlit.observability.redaction import REDACTED, is_sensitive_query_key, redact_headers, redact_query
 
 QUERY_KEYS = {
     # Issue 15: these three were logged verbatim by the exact-key list.

@@ -7,7 +7,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from fluxlit.refusals import RequestLimits, target_refusal, version_refusal
+from fluxlit.gateway.refusals import RequestLimits, target_refusal, version_refusal
 
 LIMITS = RequestLimits(max_url_bytes=64, max_header_bytes=1024, allow_encoded_slashes=False)
 

@@ -16,10 +16,10 @@ from fastapi import FastAPI
 from fluxlit_supervisor import UpstreamState
 
 from fluxlit import FluxLit
-from fluxlit.cli import main
-from fluxlit.logs import configure_logging
-from fluxlit.serve import ServePlan, hypercorn_options, internal_api_base, worker_spec
-from fluxlit.settings import Settings
+from fluxlit.cli.main import main
+from fluxlit.config.settings import Settings
+from fluxlit.observability.logs import configure_logging
+from fluxlit.runtime.serve_plan import ServePlan, hypercorn_options, internal_api_base, worker_spec
 from fluxlit.targets import LoadedTarget
 from fluxlit.testing import TestClient
 from tests._inprocess import SigtermOnceHealthy
@@ -103,7 +103,7 @@ def test_workers_beyond_the_first_follow_the_state_file(tmp_path: Path) -> None:
     settings = Settings(workers=3, graceful_timeout_s=7)
     spec = worker_spec(settings, tmp_path / "state.json")
     assert spec.count == 2
-    assert spec.argv == [sys.executable, "-m", "fluxlit.worker"]
+    assert spec.argv == [sys.executable, "-m", "fluxlit.runtime.gateway_worker"]
     assert spec.env["FLUXLIT_WORKER_STATE_FILE"] == str(tmp_path / "state.json")
     assert spec.stop_grace > settings.graceful_timeout_s
 

@@ -11,8 +11,8 @@ from typing import Any
 import fluxlit_supervisor.early
 import pytest
 
-from fluxlit.serve import child_environment, streamlit_started_early
-from fluxlit.settings_sources import ResolvedSettings, load_settings
+from fluxlit.config.sources import ResolvedSettings, load_settings
+from fluxlit.runtime.serve_plan import child_environment, streamlit_started_early
 from fluxlit.targets import target_exists
 
 

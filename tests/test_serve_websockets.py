@@ -9,9 +9,9 @@ import pytest
 from fastapi import FastAPI
 
 from fluxlit import FluxLit
-from fluxlit import serve as serve_module
-from fluxlit.serve import ServePlan, reassembly_budget_bytes
-from fluxlit.settings import Settings
+from fluxlit.config.settings import Settings
+from fluxlit.runtime import serve_plan as serve_module
+from fluxlit.runtime.serve_plan import ServePlan, reassembly_budget_bytes
 from fluxlit.targets import LoadedTarget
 
 MIB = 1024 * 1024

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from fluxlit.config.settings import SETTING_SPECS, Settings
+from fluxlit.config.sources import load_settings
 from fluxlit.errors import ConfigError
-from fluxlit.settings import SETTING_SPECS, Settings
-from fluxlit.settings_sources import load_settings
 
 LAYERS = ["cli", "env", "file", "app", "default"]
 # One value per layer for a few representative settings of each kind.

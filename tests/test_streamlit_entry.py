@@ -11,7 +11,7 @@ import pytest
 
 from fluxlit import streamlit_main_path
 from fluxlit.errors import ConfigError
-from fluxlit.streamlit_entry import streamlit_argv
+from fluxlit.streamlit.command import streamlit_argv
 
 
 def test_streamlit_main_path_is_the_bundled_script() -> None:
@@ -144,7 +144,7 @@ SERVER_TRUE = "[server]\nmaxMessageSize = true"
 def test_the_message_limit_is_streamlits_own_read_where_streamlit_reads_it(
     tmp_path: Path, extra: list[str], env: dict[str, str], local: str | None, home: str | None, megabytes: int
 ) -> None:
-    from fluxlit.streamlit_entry import streamlit_max_message_bytes
+    from fluxlit.streamlit.command import streamlit_max_message_bytes
 
     for where, text in (("project", local), ("home", home)):
         (tmp_path / where / ".streamlit").mkdir(parents=True)
@@ -157,7 +157,7 @@ def test_the_message_limit_is_streamlits_own_read_where_streamlit_reads_it(
 def test_the_message_limit_defaults_to_the_environment_and_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fluxlit.streamlit_entry import streamlit_max_message_bytes
+    from fluxlit.streamlit.command import streamlit_max_message_bytes
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))

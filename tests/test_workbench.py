@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fluxlit.cli import main
+from fluxlit.cli.main import main
 from tests._inprocess import SigtermOnceHealthy
 from tests._live import free_port
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fluxlit.settings import Settings
-from fluxlit.worker_handoff import (
+from fluxlit.config.settings import Settings
+from fluxlit.runtime.worker_handoff import (
     SETTINGS_ENV,
     STATE_FILE_ENV,
     handoff_environment,

@@ -12,14 +12,14 @@ from click.testing import CliRunner
 from fluxlit_supervisor import UpstreamState, write_state_file
 from fluxlit_supervisor.workers import FDS_ENV, INDEX_ENV
 
-from fluxlit.cli import main
+from fluxlit.cli.main import main
+from fluxlit.config.settings import Settings
+from fluxlit.config.sources import load_settings
 from fluxlit.errors import ConfigError
-from fluxlit.serve import worker_spec
-from fluxlit.settings import Settings
-from fluxlit.settings_sources import load_settings
-from fluxlit.worker import StateFileStatus
-from fluxlit.worker import main as worker_main
-from fluxlit.worker_handoff import SETTINGS_ENV, STATE_FILE_ENV, settings_from_json, settings_to_json
+from fluxlit.runtime.gateway_worker import StateFileStatus
+from fluxlit.runtime.gateway_worker import main as worker_main
+from fluxlit.runtime.serve_plan import worker_spec
+from fluxlit.runtime.worker_handoff import SETTINGS_ENV, STATE_FILE_ENV, settings_from_json, settings_to_json
 from tests._inprocess import SigtermOnceHealthy
 
 
@@ -57,7 +57,7 @@ def test_worker_spec_starts_n_minus_one_workers_following_the_state_file(tmp_pat
     settings = Settings(workers=3, graceful_timeout_s=2.0)
     spec = worker_spec(settings, tmp_path / "state.json")
     assert spec.count == 2
-    assert list(spec.argv) == [sys.executable, "-m", "fluxlit.worker"]
+    assert list(spec.argv) == [sys.executable, "-m", "fluxlit.runtime.gateway_worker"]
     assert spec.env[STATE_FILE_ENV] == str(tmp_path / "state.json")
     assert settings_from_json(spec.env[SETTINGS_ENV]) == settings
     assert spec.stop_grace > settings.graceful_timeout_s
@@ -135,7 +135,7 @@ def test_state_file_status_says_stopping_once_this_process_stops(tmp_path: Path)
 
 
 def test_a_stop_during_the_workers_imports_exits_cleanly() -> None:
-    from fluxlit.worker import _exit_on_early_signal
+    from fluxlit.runtime.gateway_worker import _exit_on_early_signal
 
     with pytest.raises(SystemExit) as exited:
         _exit_on_early_signal(15, None)
@@ -146,7 +146,7 @@ def test_a_stop_during_the_workers_imports_exits_cleanly() -> None:
 def test_a_worker_serves_the_gateway_on_the_socket_it_was_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """In this process, as `python -m fluxlit.worker` runs: the supervisor's socket, its settings, its state file."""
+    """In this process, as the worker module runs: the supervisor's socket, its settings, its state file."""
     (tmp_path / "worker_api.py").write_text("from fastapi import FastAPI\n\napi = FastAPI()\n")
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]

@@ -35,7 +35,7 @@ def worker_pids(live: LiveServer) -> list[int]:
     return [
         child.pid
         for child in psutil.Process(live.proc.pid).children()
-        if "fluxlit.worker" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE
+        if "fluxlit.runtime.gateway_worker" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE
     ]
 
 

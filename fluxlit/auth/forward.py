@@ -8,7 +8,7 @@ from starlette.requests import HTTPConnection
 
 from fluxlit.auth.challenge import missing_credentials
 from fluxlit.auth.principal import Principal, split_list_header
-from fluxlit.forwarded import is_trusted, parse_trusted
+from fluxlit.config.forwarded import is_trusted, parse_trusted
 
 FORWARD_AUTH_SCHEME = "ForwardAuth"
 

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from fluxlit.client import register_test_transport
 from fluxlit.pages.di import OVERRIDES_ENV, load_page_overrides
-from fluxlit.streamlit_entry import streamlit_main_path
+from fluxlit.streamlit.command import streamlit_main_path
 
 
 @contextlib.contextmanager

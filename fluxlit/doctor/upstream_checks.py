@@ -6,7 +6,7 @@ import importlib.metadata
 import inspect
 from pathlib import Path
 
-from fluxlit.doctor_model import Check, DoctorContext, not_checked, passed, warned
+from fluxlit.doctor.model import Check, DoctorContext, not_checked, passed, warned
 
 # The module that runs Streamlit's uvicorn server. Older releases (1.54 for one) ship it too, but serve with
 # Tornado unless the experimental `server.useStarlette` option is on: their STREAMLIT_SERVER_SWITCH names it.

@@ -7,8 +7,8 @@ from typing import Any
 
 from fluxlit_proxy import ProxyHooks
 
-from fluxlit.access import current_websocket_tally
-from fluxlit.metrics import GatewayMetrics
+from fluxlit.observability.access import current_websocket_tally
+from fluxlit.observability.metrics import GatewayMetrics
 
 
 class MetricsProxyHooks(ProxyHooks):

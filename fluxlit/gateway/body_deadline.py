@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from fluxlit.asgi import Message, Receive, Send, send_text
+from fluxlit.asgi_types import Message, Receive, Send, send_text
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fluxlit.config.settings import DEFAULTS, SETTING_SPECS, SPECS_BY_NAME, Settings
 from fluxlit.errors import ConfigError
-from fluxlit.settings import DEFAULTS, SETTING_SPECS, SPECS_BY_NAME, Settings
 
 if sys.version_info >= (3, 11):
     import tomllib

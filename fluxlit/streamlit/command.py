@@ -20,7 +20,7 @@ RESERVED_FLAGS = ("--server.port", "--server.address", "--server.baseUrlPath", "
 
 def streamlit_main_path() -> Path:
     """The bundled Streamlit script that renders a FluxLit app's pages (what `fluxlit serve` runs)."""
-    return Path(__file__).parent / "streamlit" / "main.py"
+    return Path(__file__).with_name("main.py")
 
 
 def streamlit_argv(port: int, *, root_path: str, extra: Sequence[str] = ()) -> list[str]:

@@ -17,9 +17,9 @@ from typing import Any
 import fastapi.routing
 
 from fluxlit.auth.forward import TrustedHeaderAuth
-from fluxlit.doctor_model import Check, DoctorContext, failed, not_checked, passed, warned
+from fluxlit.config.forwarded import Network, parse_trusted
+from fluxlit.doctor.model import Check, DoctorContext, failed, not_checked, passed, warned
 from fluxlit.errors import ConfigError, TargetError
-from fluxlit.forwarded import Network, parse_trusted
 
 # Clock skew allowance beyond which expired tokens stay usable for a meaningful time.
 MAX_LEEWAY_S = 300.0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from fluxlit.doctor_app import (
+from fluxlit.doctor.app_checks import (
     check_body_limit,
     check_body_read_timeout,
     check_graceful_timeout,
@@ -18,14 +18,14 @@ from fluxlit.doctor_app import (
     check_target,
     check_upstream_timeouts,
 )
-from fluxlit.doctor_auth import check_forward_auth, check_jwt_auth
-from fluxlit.doctor_env import (
+from fluxlit.doctor.auth_checks import check_forward_auth, check_jwt_auth
+from fluxlit.doctor.env_checks import (
     check_dependencies,
     check_port,
     check_python,
     check_state_file,
 )
-from fluxlit.doctor_live import (
+from fluxlit.doctor.live_checks import (
     check_healthz,
     check_html_shell,
     check_readyz,
@@ -33,8 +33,8 @@ from fluxlit.doctor_live import (
     check_websocket,
     check_websocket_keepalive,
 )
-from fluxlit.doctor_model import Check, CheckFunction, DoctorContext, Status, check_name, failed
-from fluxlit.doctor_upstream import check_upstream_keep_alive
+from fluxlit.doctor.model import Check, CheckFunction, DoctorContext, Status, check_name, failed
+from fluxlit.doctor.upstream_checks import check_upstream_keep_alive
 
 # Order matters only for reading: environment first, then the app and its auth, then the running instance.
 OFFLINE_CHECKS: tuple[CheckFunction, ...] = (

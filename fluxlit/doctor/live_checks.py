@@ -7,10 +7,10 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from fluxlit.doctor_model import Check, CheckFunction, DoctorContext, failed, not_checked, passed, warned
-from fluxlit.doctor_ws import first_ping, websocket_handshake
-from fluxlit.request_id import REQUEST_ID_HEADER
-from fluxlit.settings import DEFAULTS
+from fluxlit.config.settings import DEFAULTS
+from fluxlit.doctor.model import Check, CheckFunction, DoctorContext, failed, not_checked, passed, warned
+from fluxlit.doctor.ws_probe import first_ping, websocket_handshake
+from fluxlit.gateway.request_id import REQUEST_ID_HEADER
 
 TIMEOUT_S = 5.0
 NGINX_WEBSOCKET_FIX = (

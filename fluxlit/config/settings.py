@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fluxlit.config.forwarded import parse_trusted
+from fluxlit.config.paths import normalize_mount
 from fluxlit.errors import ConfigError
-from fluxlit.forwarded import parse_trusted
-from fluxlit.paths import normalize_mount
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})

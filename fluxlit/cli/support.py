@@ -12,9 +12,9 @@ from typing import Any, NoReturn
 
 import click
 
+from fluxlit.config.sources import ResolvedSettings, load_settings
 from fluxlit.errors import FluxLitError
 from fluxlit.exit_codes import ExitCode
-from fluxlit.settings_sources import ResolvedSettings, load_settings
 from fluxlit.targets import LoadedTarget, load_target
 
 

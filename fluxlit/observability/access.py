@@ -11,10 +11,10 @@ from typing import Any
 
 import structlog
 
-from fluxlit.asgi import Message, Scope, Send
-from fluxlit.logs import REQUEST_ID, fast_info_line
-from fluxlit.metrics import GatewayMetrics
-from fluxlit.redaction import redact_query
+from fluxlit.asgi_types import Message, Scope, Send
+from fluxlit.observability.logs import REQUEST_ID, fast_info_line
+from fluxlit.observability.metrics import GatewayMetrics
+from fluxlit.observability.redaction import redact_query
 
 Dispatch = Callable[[Send], Awaitable[None]]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fluxlit.paths import ENCODED_SEPARATOR
+from fluxlit.config.paths import ENCODED_SEPARATOR
 
 Refusal = tuple[int, str]
 

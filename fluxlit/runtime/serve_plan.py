@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fluxlit.config.settings import Settings
+from fluxlit.config.sources import ResolvedSettings, replace
 from fluxlit.errors import ConfigError
-from fluxlit.settings import Settings
-from fluxlit.settings_sources import ResolvedSettings, replace
-from fluxlit.streamlit_entry import streamlit_argv, streamlit_max_message_bytes
+from fluxlit.gateway.upstream_status import UpstreamStatus, upstream_status_from
+from fluxlit.runtime.worker_handoff import handoff_environment
+from fluxlit.streamlit.command import streamlit_argv, streamlit_max_message_bytes
 from fluxlit.targets import target_exists
-from fluxlit.upstream_status import UpstreamStatus, upstream_status_from
-from fluxlit.worker_handoff import handoff_environment
 
 # `fluxlit serve` imports this module before it starts Streamlit early and before the target, so the heavy parts are
 # imported inside the functions that need them, after that start (python -X importtime here: the gateway with
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from fluxlit_supervisor import StateHub, WorkerSpec
     from fluxlit_supervisor.early import PrestartedChild
 
+    from fluxlit.gateway.upstream_status import UpstreamStatusSource
     from fluxlit.targets import LoadedTarget
-    from fluxlit.upstream_status import UpstreamStatusSource
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: Early
     settings = resolved.settings
     # Imported here, not at the top: `fluxlit serve` imports this module before it starts Streamlit early, and
     # logging's ~25 ms (python -X importtime) would delay that start.
-    from fluxlit.logs import bind_process_fields, configure_logging, get_logger
+    from fluxlit.observability.logs import bind_process_fields, configure_logging, get_logger
 
     configure_logging(settings.log_level, settings.log_format)
     log = get_logger("fluxlit")
@@ -122,11 +122,11 @@ _WORKER_STOP_SLACK_S = 5.0
 
 
 def worker_spec(settings: Settings, state_file: Path) -> WorkerSpec:
-    """The extra gateway processes of `--workers N`: `python -m fluxlit.worker`, following our state file."""
+    """The extra gateway processes of `--workers N` (module `fluxlit.runtime.gateway_worker`), on our state file."""
     from fluxlit_supervisor import WorkerSpec
 
     return WorkerSpec(
-        argv=[sys.executable, "-m", "fluxlit.worker"],
+        argv=[sys.executable, "-m", "fluxlit.runtime.gateway_worker"],
         count=settings.workers - 1,
         env=handoff_environment(settings, state_file),
         stop_grace=settings.graceful_timeout_s + _WORKER_STOP_SLACK_S,
@@ -218,8 +218,8 @@ class ServePlan:
             default_state_file_path,
         )
 
-        from fluxlit.gateway import build_gateway
-        from fluxlit.logs import get_logger
+        from fluxlit.gateway.router import build_gateway
+        from fluxlit.observability.logs import get_logger
 
         self.settings = settings
         self.hub = hub if hub is not None else StateHub()
@@ -248,9 +248,9 @@ class ServePlan:
         # One budget for every unfinished WebSocket message in this process: hypercorn's reassembly of what
         # browsers send and the proxy's of what Streamlit sends.
         self.reassembly_budget = MemoryBudget(reassembly_budget_bytes(settings))
-        from fluxlit.access import AccessObserver
-        from fluxlit.metrics import GatewayMetrics
-        from fluxlit.observe import ChildStateMetrics, MetricsProxyHooks
+        from fluxlit.observability.access import AccessObserver
+        from fluxlit.observability.bridges import ChildStateMetrics, MetricsProxyHooks
+        from fluxlit.observability.metrics import GatewayMetrics
 
         self.gateway_metrics = GatewayMetrics() if settings.metrics else None
         if self.gateway_metrics is not None:
@@ -347,7 +347,7 @@ def _not_configured() -> UpstreamStatus:
 
 
 # Hypercorn settings the gateway relies on: its access log off (hypercorn's is not structured; we write ours in
-# fluxlit.access); header sizes: hypercorn_options.
+# fluxlit.observability.access); header sizes: hypercorn_options.
 # Not hypercorn's WebSocket pings: in hypercorn 0.18 its ping loop outlives a closed WebSocket by up to one
 # interval, and every graceful stop after a browser session then waited the full --graceful-timeout (11.6 s
 # instead of 0.5 s, measured). Browsers are pinged by the supervisor's watchdog instead (ServeConfig.websocket,
@@ -371,7 +371,7 @@ def hypercorn_options(settings: Settings) -> dict[str, Any]:
     same bytes trickled fail), so its limit is a memory backstop above request line + header block; h2's
     header list (RFC 7541 counts 32 bytes a field) likewise. The gateway's count answers 431 either way.
     """
-    from fluxlit.gateway import MAX_HEADER_FIELDS
+    from fluxlit.gateway.router import MAX_HEADER_FIELDS
 
     head = settings.max_url_bytes + settings.max_header_bytes + _HEAD_SLACK_BYTES
     return {

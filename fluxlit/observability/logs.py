@@ -135,7 +135,7 @@ def fast_info_line(event: str, logger_name: str, fields: dict[str, Any]) -> bool
 def bind_process_fields(**fields: Any) -> None:
     """Fields on every line of this process (e.g. the replica id)."""
     # structlog is first imported by import_structlog (rich and greenlet hidden, ~5 MiB less); these inner
-    # imports only look it up, and keep `import fluxlit.logs` from importing it the ordinary way first.
+    # imports only look it up, and keep `import fluxlit.observability.logs` from importing it the ordinary way first.
     import structlog
 
     structlog.contextvars.bind_contextvars(**fields)

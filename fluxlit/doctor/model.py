@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from fluxlit.config.settings import Settings
+from fluxlit.config.sources import ResolvedSettings, load_settings
 from fluxlit.errors import ConfigError, TargetError
-from fluxlit.settings import Settings
-from fluxlit.settings_sources import ResolvedSettings, load_settings
 from fluxlit.targets import LoadedTarget, load_target
 
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fluxlit.doctor_model import Check, DoctorContext, failed, not_checked, passed, warned
+from fluxlit.config.paths import is_under
+from fluxlit.doctor.model import Check, DoctorContext, failed, not_checked, passed, warned
 from fluxlit.errors import ConfigError, TargetError
-from fluxlit.paths import is_under
 
 if sys.version_info >= (3, 11):
     import tomllib

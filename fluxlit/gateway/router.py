@@ -7,11 +7,9 @@ from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import quote
 
-from fluxlit.access import AccessObserver
 from fluxlit.app import FluxLit
-from fluxlit.asgi import ASGIApp, Message, Receive, Scope, Send, send_json, send_text
-from fluxlit.body_deadline import BodyDeadline, BodyRate
-from fluxlit.forwarded import (
+from fluxlit.asgi_types import ASGIApp, Message, Receive, Scope, Send, send_json, send_text
+from fluxlit.config.forwarded import (
     FORWARDED_HEADERS,
     Network,
     forwarded_client,
@@ -19,12 +17,14 @@ from fluxlit.forwarded import (
     is_trusted,
     parse_trusted,
 )
-from fluxlit.internal_access import InternalAccess, internal_access_for
-from fluxlit.paths import DOCS_PATHS, is_under, normalize_mount, strip_mount
-from fluxlit.refusals import Refusal, RequestLimits, target_refusal, version_refusal
-from fluxlit.request_id import REQUEST_ID_HEADER, pick_request_id
-from fluxlit.settings import DEFAULTS, Settings, bind_port
-from fluxlit.upstream_status import UpstreamStatus, UpstreamStatusSource, no_upstream
+from fluxlit.config.paths import DOCS_PATHS, is_under, normalize_mount, strip_mount
+from fluxlit.config.settings import DEFAULTS, Settings, bind_port
+from fluxlit.gateway.body_deadline import BodyDeadline, BodyRate
+from fluxlit.gateway.internal_access import InternalAccess, internal_access_for
+from fluxlit.gateway.refusals import Refusal, RequestLimits, target_refusal, version_refusal
+from fluxlit.gateway.request_id import REQUEST_ID_HEADER, pick_request_id
+from fluxlit.gateway.upstream_status import UpstreamStatus, UpstreamStatusSource, no_upstream
+from fluxlit.observability.access import AccessObserver
 
 NO_UPSTREAM_RETRY_AFTER = b"5"
 REPLICA_HEADER = b"x-fluxlit-replica"
@@ -35,7 +35,7 @@ LOOPBACK_ONLY = InternalAccess()
 
 @dataclass(frozen=True)
 class GatewayRoutes:
-    """The path layout of one gateway, normalised (see fluxlit.paths)."""
+    """The path layout of one gateway, normalised (see fluxlit.config.paths)."""
 
     api_prefix: str = "/api"
     root_path: str = ""
@@ -310,7 +310,7 @@ _LENGTH_FRAMED_VERSIONS = ("1.1", "1.0")
 
 def _refusal(scope: Scope, limits: RequestLimits) -> Refusal | None:
     """Requests refused before routing: a version we do not speak, bad framing or headers (found by
-    _prepare_headers), and targets too long or that a proxy in front would route differently (fluxlit.refusals)."""
+    _prepare_headers), and targets too long or that a proxy in front would route differently (refusals.py)."""
     refusal: Refusal | None = scope["state"].get("fluxlit_refusal")
     return refusal if refusal is not None else target_refusal(scope, limits)
 

@@ -1,7 +1,7 @@
 """What `fluxlit serve --workers N` hands each extra gateway process in its environment: settings and state file.
 
-Both sides import it: the serving process writes these variables (fluxlit.serve) and the worker reads them
-(fluxlit.worker), so neither imports the other for them.
+Both sides import it: the serving process writes these variables (fluxlit.runtime.serve_plan) and the worker reads them
+(fluxlit.runtime.gateway_worker), so neither imports the other for them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from fluxlit.settings import Settings
+from fluxlit.config.settings import Settings
 
 SETTINGS_ENV = "FLUXLIT_WORKER_SETTINGS"
 STATE_FILE_ENV = "FLUXLIT_WORKER_STATE_FILE"

@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 import click
 
 from fluxlit import __version__
-from fluxlit.command_support import fail, fail_unexpectedly, resolve, resolve_with_target
+from fluxlit.cli.support import fail, fail_unexpectedly, resolve, resolve_with_target
+from fluxlit.cli.workbench import workbench_command
+from fluxlit.config.settings import SPECS_BY_NAME
 from fluxlit.errors import FluxLitError, TargetError
 from fluxlit.exit_codes import ExitCode
-from fluxlit.settings import SPECS_BY_NAME
-from fluxlit.workbench import workbench_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,7 +107,7 @@ def _exit_on_early_signal(signum: int, frame: FrameType | None) -> None:
 class _LazyGroup(click.Group):
     """Commands kept in their own modules load only when used: `fluxlit serve` must not pay for doctor's imports."""
 
-    lazy = {"dev": "fluxlit.dev:dev", "doctor": "fluxlit.doctor:doctor"}
+    lazy = {"dev": "fluxlit.cli.dev:dev", "doctor": "fluxlit.doctor.registry:doctor"}
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -193,7 +193,7 @@ def serve(**cli_values: Any) -> None:
     signal.signal(signal.SIGTERM, _exit_on_early_signal)
     from fluxlit_supervisor import exit_process
 
-    from fluxlit.serve import serve_command, streamlit_started_early
+    from fluxlit.runtime.serve_plan import serve_command, streamlit_started_early
 
     try:
         # Streamlit boots (~0.5 s) while the target, FastAPI and the gateway import: not one after the other.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from fluxlit.forwarded import TRUST_ALL, Network, is_trusted
+from fluxlit.config.forwarded import TRUST_ALL, Network, is_trusted
 
 # With the IPv4-mapped form: an IPv4 client of a dual-stack [::] bind shows up as ::ffff:127.0.0.1.
 LOOPBACK: tuple[Network, ...] = tuple(

@@ -1,8 +1,8 @@
 """One extra gateway process of `fluxlit serve --workers N`: the same gateway, on the supervisor's sockets.
 
-The supervisor starts it as `python -m fluxlit.worker` (see `supervisor.workers`) with the listening sockets
-passed as fds, the resolved settings as JSON in FLUXLIT_WORKER_SETTINGS, and the path of the upstream state
-file it publishes in FLUXLIT_WORKER_STATE_FILE: the shared Streamlit child is followed through that file.
+The supervisor starts it as `python -m fluxlit.runtime.gateway_worker` (see `fluxlit_supervisor.workers`) with the
+listening sockets passed as fds, the resolved settings as JSON in FLUXLIT_WORKER_SETTINGS, and the path of the
+upstream state file it publishes in FLUXLIT_WORKER_STATE_FILE: the shared Streamlit child is followed through that file.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from types import FrameType
 
 from fluxlit_supervisor.state import UpstreamState
 
-from fluxlit.settings_sources import replace
+from fluxlit.config.sources import replace
+from fluxlit.gateway.upstream_status import UpstreamStatus, upstream_status_from
+from fluxlit.runtime.worker_handoff import SETTINGS_ENV, STATE_FILE_ENV, settings_from_json
 from fluxlit.targets import load_target
-from fluxlit.upstream_status import UpstreamStatus, upstream_status_from
-from fluxlit.worker_handoff import SETTINGS_ENV, STATE_FILE_ENV, settings_from_json
 
 # How stale a worker's view of Streamlit may be: one stat() per interval at most, none per request in between.
 STATE_CHECK_INTERVAL_S = 0.05
@@ -90,8 +90,8 @@ def main() -> int:
     from fluxlit_supervisor import RestartPolicy, StateHub, run
     from fluxlit_supervisor.workers import inherited_sockets
 
-    from fluxlit.logs import bind_process_fields, configure_logging, get_logger
-    from fluxlit.serve import ServePlan
+    from fluxlit.observability.logs import bind_process_fields, configure_logging, get_logger
+    from fluxlit.runtime.serve_plan import ServePlan
 
     sockets = inherited_sockets(os.environ)
     settings = settings_from_json(os.environ[SETTINGS_ENV])
@@ -113,7 +113,7 @@ def main() -> int:
     return int(run(plan.gateway, serve, None, RestartPolicy(), hub, None, before_stop=plan.before_stop))
 
 
-if __name__ == "__main__":  # pragma: no cover - the supervisor runs `python -m fluxlit.worker`; main() is tested here
+if __name__ == "__main__":  # pragma: no cover - the supervisor runs this module with -m; main() is tested
     from fluxlit_supervisor import exit_process
 
     exit_process(main())  # not sys.exit: a handler still blocking in a worker thread would hold the exit

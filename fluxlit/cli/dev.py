@@ -24,8 +24,8 @@ from typing import Any
 import click
 from fluxlit_supervisor import pdeathsig_preexec
 
-from fluxlit.cli import serve
-from fluxlit.command_support import fail, resolve
+from fluxlit.cli.main import serve
+from fluxlit.cli.support import fail, resolve
 from fluxlit.errors import FluxLitError
 from fluxlit.exit_codes import ExitCode
 from fluxlit.targets import parse_target

@@ -1,0 +1,1 @@
+"""The `fluxlit` command line: one module per command."""

@@ -1,0 +1,1 @@
+"""Observability: structured logs, the access line, Prometheus metrics and the bridges that feed them."""

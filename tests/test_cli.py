@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -37,6 +38,34 @@ def test_command_help_names_env_vars_for_flags(runner: CliRunner, command: str) 
     assert result.exit_code == 0
     for text in ("--port", "FLUXLIT_GATEWAY_PORT", "--root-path", "FLUXLIT_ROOT_PATH", "--api-prefix"):
         assert text in result.output
+
+
+def test_every_setting_with_a_flag_is_an_option_of_serve_with_its_spelling_and_choices() -> None:
+    params = {param.name: param for param in main.commands["serve"].params if isinstance(param, click.Option)}
+    flagged = {spec.name: (spec, spec.flag) for spec in SETTING_SPECS if spec.flag is not None}
+    assert set(params) == set(flagged)
+    for spec, flag in flagged.values():
+        param = params[spec.name]
+        assert [*param.opts, *param.secondary_opts] == flag.split("/"), spec.name
+        assert spec.env in (param.help or ""), spec.name
+        if spec.choices:
+            assert isinstance(param.type, click.Choice)
+            assert tuple(param.type.choices) == spec.choices
+        assert param.multiple == spec.repeatable
+
+
+def test_a_flag_that_is_not_a_number_exits_2_naming_it(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["config", "--port", "eighty"])
+    assert result.exit_code == 2
+    assert "--port" in result.output
+    assert "eighty" in result.output
+
+
+def test_a_choice_outside_its_words_exits_2_listing_them(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["config", "--log-format", "xml"])
+    assert result.exit_code == 2
+    assert "auto" in result.output
+    assert "console" in result.output
 
 
 def test_config_json_is_valid_and_every_value_has_a_source(runner: CliRunner, tmp_path: Path) -> None:

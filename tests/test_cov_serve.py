@@ -13,7 +13,8 @@ import pytest
 from fastapi import FastAPI
 
 from fluxlit import FluxLit
-from fluxlit.config.settings import Settings, _setting, parse_str
+from fluxlit.config.parsers import parse_str
+from fluxlit.config.settings import Settings, _setting
 from fluxlit.errors import TargetError
 from fluxlit.gateway.router import build_gateway
 from fluxlit.observability.logs import configure_logging, fast_info_line

@@ -150,7 +150,8 @@ def test_run_all_proxy_smokes_checks_every_published_site() -> None:
 
 
 def test_kubernetes_scrapes_metrics_on_their_own_port_which_the_service_does_not_expose() -> None:
-    from fluxlit.config.settings import DEFAULTS, bind_port
+    from fluxlit.config.parsers import bind_port
+    from fluxlit.config.settings import DEFAULTS
 
     deployment = yaml.safe_load((DEPLOY / "kubernetes" / "deployment.yaml").read_text())
     template = deployment["spec"]["template"]

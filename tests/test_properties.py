@@ -37,8 +37,9 @@ from fluxlit.config.forwarded import (  # noqa: E402
     is_trusted,
     parse_trusted,
 )
+from fluxlit.config.parsers import parse_bool, parse_port  # noqa: E402
 from fluxlit.config.paths import is_under, normalize_mount, strip_mount  # noqa: E402
-from fluxlit.config.settings import SETTING_SPECS, parse_bool, parse_port  # noqa: E402
+from fluxlit.config.settings import SETTING_SPECS  # noqa: E402
 from fluxlit.errors import ConfigError  # noqa: E402
 from fluxlit.gateway.request_id import is_valid_request_id, pick_request_id  # noqa: E402
 from fluxlit.observability.redaction import (  # noqa: E402

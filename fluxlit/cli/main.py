@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 import click
 
 from fluxlit import __version__
+from fluxlit.cli.options import settings_options
 from fluxlit.cli.support import fail, fail_unexpectedly, resolve, resolve_with_target
 from fluxlit.cli.workbench import workbench_command
-from fluxlit.config.settings import SPECS_BY_NAME
 from fluxlit.errors import FluxLitError, TargetError
 from fluxlit.exit_codes import ExitCode
 
@@ -26,78 +26,6 @@ EPILOG = (
     "(or [tool.fluxlit] in pyproject.toml), the app's own settings, then defaults. "
     "Run 'fluxlit config' to see every value and where it came from."
 )
-
-
-def _flag_help(name: str) -> str:
-    spec = SPECS_BY_NAME[name]
-    return f"{spec.help} [env: {spec.env}]"
-
-
-def settings_options(func: F) -> F:
-    """The flags shared by every command that resolves settings."""
-    options = [
-        click.option("--host", default=None, metavar="HOST", help=_flag_help("host")),
-        click.option("--port", default=None, type=int, metavar="PORT", help=_flag_help("port")),
-        click.option("--bind", "binds", multiple=True, metavar="ADDR", help=_flag_help("binds") + " Repeatable."),
-        click.option("--workers", default=None, type=int, metavar="N", help=_flag_help("workers")),
-        click.option("--root-path", default=None, metavar="PATH", help=_flag_help("root_path")),
-        click.option("--api-prefix", "api_mount_path", default=None, metavar="PATH", help=_flag_help("api_mount_path")),
-        click.option(
-            "--on-child-exit",
-            default=None,
-            type=click.Choice(["restart", "exit"]),
-            help=_flag_help("on_child_exit"),
-        ),
-        click.option(
-            "--graceful-timeout",
-            "graceful_timeout_s",
-            default=None,
-            type=float,
-            metavar="SECONDS",
-            help=_flag_help("graceful_timeout_s"),
-        ),
-        click.option(
-            "--ws-ping-interval",
-            "ws_ping_interval_s",
-            default=None,
-            type=float,
-            metavar="SECONDS",
-            help=_flag_help("ws_ping_interval_s"),
-        ),
-        click.option(
-            "--ws-ping-timeout",
-            "ws_ping_timeout_s",
-            default=None,
-            type=float,
-            metavar="SECONDS",
-            help=_flag_help("ws_ping_timeout_s"),
-        ),
-        click.option("--certfile", default=None, metavar="FILE", help=_flag_help("certfile")),
-        click.option("--keyfile", default=None, metavar="FILE", help=_flag_help("keyfile")),
-        click.option("--state-file", default=None, metavar="FILE", help=_flag_help("state_file")),
-        click.option(
-            "--log-level",
-            default=None,
-            type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-            help=_flag_help("log_level"),
-        ),
-        click.option(
-            "--log-format",
-            default=None,
-            type=click.Choice(["auto", "json", "console"]),
-            help=_flag_help("log_format"),
-        ),
-        click.option("--forwarded-allow-ips", default=None, metavar="IPS", help=_flag_help("forwarded_allow_ips")),
-        click.option("--trust-proxy/--no-trust-proxy", default=None, help=_flag_help("trust_proxy")),
-        click.option("--replica-id", default=None, metavar="NAME", help=_flag_help("replica_id")),
-        click.option("--metrics/--no-metrics", default=None, help=_flag_help("metrics")),
-        click.option("--metrics-allow", default=None, metavar="IPS", help=_flag_help("metrics_allow")),
-        click.option("--metrics-bind", default=None, metavar="HOST:PORT", help=_flag_help("metrics_bind")),
-        click.argument("target", required=False),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 def _exit_on_early_signal(signum: int, frame: FrameType | None) -> None:

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fluxlit.config.forwarded import parse_trusted
-from fluxlit.config.paths import normalize_mount
+from fluxlit.config.parsers import (
+    Choice,
+    bind_port,
+    mount,
+    parse_binds,
+    parse_bool,
+    parse_forwarded_allow_ips,
+    parse_metrics_bind,
+    parse_optional_str,
+    parse_port,
+    parse_public_base_url,
+    parse_replica_id,
+    parse_str,
+    parse_workers,
+    positive,
+)
 from fluxlit.errors import ConfigError
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -27,146 +38,17 @@ class SettingSpec:
     help: str
     parse: Callable[[Any, str], Any]
     secret: bool = False
+    # The command line's spelling of the value (`--port PORT`); switches (`--x/--no-x`) and choices have none.
+    metavar: str | None = None
+    repeatable: bool = False
 
     @property
     def toml_key(self) -> str:
         return self.name
 
-
-def _bad(where: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{where}={value!r} is not valid: expected {expected}")
-
-
-def parse_str(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise _bad(where, value, "a string")
-    return value
-
-
-def parse_optional_str(value: Any, where: str) -> str | None:
-    if value is None:
-        return None
-    text = parse_str(value, where).strip()
-    return text or None
-
-
-def parse_bool(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise _bad(where, value, "one of 1/true/yes/on or 0/false/no/off")
-
-
-def parse_port(value: Any, where: str) -> int:
-    try:
-        port = int(str(value).strip()) if not isinstance(value, bool) else -1
-    except ValueError:
-        raise _bad(where, value, "a port number from 0 to 65535, e.g. 8000") from None
-    if not 0 <= port <= 65535:
-        raise _bad(where, value, "a port number from 0 to 65535, e.g. 8000")
-    return port
-
-
-def _positive(kind: type[int] | type[float], *, allow_zero: bool, example: str = "") -> Callable[[Any, str], Any]:
-    floor = ("0 or more" if allow_zero else "more than 0") + (f", e.g. {example}" if example else "")
-
-    def parse(value: Any, where: str) -> Any:
-        try:
-            number = kind(str(value).strip()) if not isinstance(value, bool) else None
-        except ValueError:
-            number = None
-        if number is None or number < 0 or (number == 0 and not allow_zero) or number != number:
-            raise _bad(where, value, f"a {'whole ' if kind is int else ''}number {floor}")
-        return number
-
-    return parse
-
-
-def _choice(*choices: str) -> Callable[[Any, str], str]:
-    def parse(value: Any, where: str) -> str:
-        text = str(value).strip().lower()
-        if text not in choices:
-            raise _bad(where, value, "one of " + ", ".join(choices))
-        return text
-
-    return parse
-
-
-def _mount(*, allow_empty: bool) -> Callable[[Any, str], str]:
-    def parse(value: Any, where: str) -> str:
-        return normalize_mount(parse_str(value, where), name=where, allow_empty=allow_empty)
-
-    return parse
-
-
-def parse_binds(value: Any, where: str) -> tuple[str, ...]:
-    items = [str(v) for v in value] if isinstance(value, list | tuple) else str(value).split(",")
-    binds = tuple(item.strip() for item in items if item.strip())
-    for bind in binds:
-        if bind.startswith("unix:"):
-            if len(bind) == len("unix:"):
-                raise _bad(where, value, "'unix:/path/to.sock' with a path")
-            continue
-        host, sep, port = bind.rpartition(":")
-        if not sep or not host:
-            raise _bad(where, value, "'HOST:PORT' or 'unix:PATH' entries, e.g. 0.0.0.0:8000,unix:/run/app.sock")
-        if parse_port(port, where) == 0:
-            raise _bad(where, value, "explicit ports in binds (port 0 would leave Streamlit pages no API address)")
-    return binds
-
-
-def parse_forwarded_allow_ips(value: Any, where: str) -> str:
-    text = parse_str(value, where).strip()
-    parse_trusted(text, where=where)
-    return text
-
-
-def parse_public_base_url(value: Any, where: str) -> str:
-    text = parse_str(value, where).strip().rstrip("/")
-    if text and not (text.startswith(("http://", "https://")) and "://" in text and len(text.split("://", 1)[1]) > 0):
-        raise _bad(where, value, "an absolute http(s) URL such as https://example.com/apps/demo")
-    return text
-
-
-def parse_replica_id(value: Any, where: str) -> str:
-    text = parse_str(value, where).strip()
-    if text and not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", text):
-        raise _bad(where, value, "1-128 characters of A-Z a-z 0-9 . _ - (it is sent as a response header)")
-    return text
-
-
-def parse_metrics_bind(value: Any, where: str) -> str:
-    text = parse_str(value, where).strip()
-    if not text:
-        return ""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or host.startswith("unix") or parse_port(port, where) == 0:
-        raise _bad(where, value, "one HOST:PORT with an explicit port, e.g. 0.0.0.0:9100 or [::]:9100")
-    return text
-
-
-def bind_port(bind: str) -> int:
-    """The port of a HOST:PORT bind already checked by parse_binds / parse_metrics_bind."""
-    return int(bind.rpartition(":")[2])
-
-
-MAX_WORKERS = 64
-
-
-def parse_workers(value: Any, where: str) -> int:
-    try:
-        workers = int(str(value).strip()) if not isinstance(value, bool) else 0
-    except ValueError:
-        workers = 0
-    if not 1 <= workers <= MAX_WORKERS:
-        raise _bad(
-            where, value, f"a whole number of gateway processes from 1 to {MAX_WORKERS}, e.g. 2 (one per CPU core)"
-        )
-    return workers
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return self.parse.choices if isinstance(self.parse, Choice) else ()
 
 
 def _setting(default: Any, env: str, flag: str | None, help: str, parse: Callable[[Any, str], Any], **kw: Any) -> Any:
@@ -194,14 +76,19 @@ class Settings:
         "--host",
         "Interface to listen on (0.0.0.0 for all IPv4).",
         parse_str,
+        metavar="HOST",
     )
-    port: int = _setting(8000, "FLUXLIT_GATEWAY_PORT", "--port", "Public port (0 picks a free one).", parse_port)
+    port: int = _setting(
+        8000, "FLUXLIT_GATEWAY_PORT", "--port", "Public port (0 picks a free one).", parse_port, metavar="PORT"
+    )
     binds: tuple[str, ...] = _setting(
         (),
         "FLUXLIT_BIND",
         "--bind",
         "Extra or replacement binds, comma separated: HOST:PORT or unix:PATH. When set, --host/--port are not used.",
         parse_binds,
+        metavar="ADDR",
+        repeatable=True,
     )
     workers: int = _setting(
         1,
@@ -210,34 +97,37 @@ class Settings:
         "Gateway processes sharing the public port and the one Streamlit child (1 = this process only). "
         "Each has its own metrics and replica id.",
         parse_workers,
+        metavar="N",
     )
     api_mount_path: str = _setting(
         "/api",
         "FLUXLIT_API_MOUNT_PATH",
         "--api-prefix",
         "Path prefix that routes to the FastAPI app.",
-        _mount(allow_empty=False),
+        mount(allow_empty=False),
+        metavar="PATH",
     )
     root_path: str = _setting(
         "",
         "FLUXLIT_ROOT_PATH",
         "--root-path",
         "Public mount when served under a sub-path, e.g. /apps/demo.",
-        _mount(allow_empty=True),
+        mount(allow_empty=True),
+        metavar="PATH",
     )
     log_level: str = _setting(
         "info",
         "FLUXLIT_LOG_LEVEL",
         "--log-level",
         "Log level: " + ", ".join(LOG_LEVELS) + ".",
-        _choice(*LOG_LEVELS),
+        Choice(LOG_LEVELS),
     )
     log_format: str = _setting(
         "auto",
         "FLUXLIT_LOG_FORMAT",
         "--log-format",
         "Log format: json, console, or auto (console on a TTY, else JSON).",
-        _choice("auto", "json", "console"),
+        Choice(("auto", "json", "console")),
     )
     metrics: bool = _setting(
         True,
@@ -251,21 +141,21 @@ class Settings:
         "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_PATH",
         None,
         "Path of the metrics endpoint (below the mount).",
-        _mount(allow_empty=False),
+        mount(allow_empty=False),
     )
     upstream_connect_timeout_s: float = _setting(
         5.0,
         "FLUXLIT_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S",
         None,
         "Seconds to connect to Streamlit before answering 502.",
-        _positive(float, allow_zero=False),
+        positive(float, allow_zero=False),
     )
     upstream_read_timeout_s: float = _setting(
         300.0,
         "FLUXLIT_GATEWAY_UPSTREAM_READ_TIMEOUT_S",
         None,
         "Seconds to wait for Streamlit's response before answering 504.",
-        _positive(float, allow_zero=False),
+        positive(float, allow_zero=False),
     )
     upstream_pool_idle_timeout_s: float = _setting(
         4.0,
@@ -274,7 +164,7 @@ class Settings:
         "Seconds a kept-alive connection to Streamlit may idle in the gateway's pool before it is closed. Keep it "
         "below Streamlit's server keep-alive (5 s, uvicorn's): a longer idle connection may be closed by Streamlit "
         "just as a request goes out on it ('fluxlit doctor' checks).",
-        _positive(float, allow_zero=False, example="4"),
+        positive(float, allow_zero=False, example="4"),
     )
     body_read_timeout_s: float = _setting(
         60.0,
@@ -282,14 +172,14 @@ class Settings:
         None,
         "Seconds the gateway waits for each part of a request body (API and proxied alike); a body that stalls "
         "longer gets 408 and the connection is closed. WebSockets and responses are not timed.",
-        _positive(float, allow_zero=False, example="60"),
+        positive(float, allow_zero=False, example="60"),
     )
     max_proxy_request_body_bytes: int = _setting(
         0,
         "FLUXLIT_GATEWAY_MAX_PROXY_REQUEST_BODY_BYTES",
         None,
         "Largest request body proxied to Streamlit (0 = no limit); larger gets 413.",
-        _positive(int, allow_zero=True),
+        positive(int, allow_zero=True),
     )
     # WebSockets (issues 22 and 15): keepalive pings on the browser leg, and what reassembly may hold in memory.
     ws_ping_interval_s: float = _setting(
@@ -299,7 +189,8 @@ class Settings:
         "Seconds between the pings the gateway sends every browser WebSocket, so that load balancers which cut "
         "idle connections (ALB, GKE, Cloud Run, nginx: 60 s) keep idle tabs; keep it below the idle timeout of "
         "everything in front. 0 turns the pings off.",
-        _positive(float, allow_zero=True, example="20"),
+        positive(float, allow_zero=True, example="20"),
+        metavar="SECONDS",
     )
     ws_ping_timeout_s: float = _setting(
         20.0,
@@ -307,7 +198,8 @@ class Settings:
         "--ws-ping-timeout",
         "Seconds a browser has to answer a ping (any bytes count) before its WebSocket is closed with 1011 "
         "and its Streamlit session with it.",
-        _positive(float, allow_zero=False, example="20"),
+        positive(float, allow_zero=False, example="20"),
+        metavar="SECONDS",
     )
     max_ws_client_message_bytes: int = _setting(
         4 * 1024 * 1024,
@@ -316,7 +208,7 @@ class Settings:
         "Largest WebSocket message a browser may send (Streamlit's are small: uploads go over HTTP); a larger one "
         "is closed with 1009 as soon as its frame header announces it. Messages from Streamlit follow its own "
         "server.maxMessageSize (200 MB).",
-        _positive(int, allow_zero=False, example="4194304"),
+        positive(int, allow_zero=False, example="4194304"),
     )
     ws_reassembly_budget_bytes: int = _setting(
         0,
@@ -325,7 +217,7 @@ class Settings:
         "Bytes of unfinished WebSocket messages (both directions) the gateway holds across all connections; a "
         "message that would pass it is closed with 1009. 0 = a quarter of the memory limit (the cgroup's, else "
         "RAM), shared among --workers.",
-        _positive(int, allow_zero=True),
+        positive(int, allow_zero=True),
     )
     # --- gateway hardening (issue 15): request limits, body pace, metrics access ---
     max_url_bytes: int = _setting(
@@ -333,14 +225,14 @@ class Settings:
         "FLUXLIT_GATEWAY_MAX_URL_BYTES",
         None,
         "Longest request target (path and query) served; longer gets 414.",
-        _positive(int, allow_zero=False, example="8192"),
+        positive(int, allow_zero=False, example="8192"),
     )
     max_header_bytes: int = _setting(
         65536,
         "FLUXLIT_GATEWAY_MAX_HEADER_BYTES",
         None,
         "Largest request header block (all fields, as on the wire) served, however it arrives; larger gets 431.",
-        _positive(int, allow_zero=False, example="65536"),
+        positive(int, allow_zero=False, example="65536"),
     )
     allow_encoded_slashes: bool = _setting(
         False,
@@ -355,14 +247,14 @@ class Settings:
         None,
         "Slowest average pace of a request body in bytes/s (0 = no minimum); a body that falls further behind "
         "than FLUXLIT_GATEWAY_BODY_MIN_RATE_WINDOW_S gets 408 and the connection is closed.",
-        _positive(int, allow_zero=True, example="1024"),
+        positive(int, allow_zero=True, example="1024"),
     )
     body_min_rate_window_s: float = _setting(
         10.0,
         "FLUXLIT_GATEWAY_BODY_MIN_RATE_WINDOW_S",
         None,
         "Seconds a request body may fall behind its minimum rate (its lag allowance; it also bounds a stall).",
-        _positive(float, allow_zero=False, example="10"),
+        positive(float, allow_zero=False, example="10"),
     )
     metrics_allow: str = _setting(
         "",
@@ -371,6 +263,7 @@ class Settings:
         "Clients (IPs or CIDRs, comma separated; '*' for any) that may read the metrics endpoint; default: "
         "loopback and --forwarded-allow-ips peers (anyone on --metrics-bind). Others get 404.",
         parse_forwarded_allow_ips,
+        metavar="IPS",
     )
     metrics_bind: str = _setting(
         "",
@@ -379,55 +272,57 @@ class Settings:
         "HOST:PORT serving the metrics endpoint alone (plain HTTP), e.g. 0.0.0.0:9100; the public binds then "
         "answer 404 there.",
         parse_metrics_bind,
+        metavar="HOST:PORT",
     )
     on_child_exit: str = _setting(
         "restart",
         "FLUXLIT_ON_CHILD_EXIT",
         "--on-child-exit",
         "When Streamlit dies: restart it (with backoff) or exit.",
-        _choice("restart", "exit"),
+        Choice(("restart", "exit")),
     )
     restart_backoff_initial_s: float = _setting(
         0.5,
         "FLUXLIT_RESTART_BACKOFF_INITIAL_S",
         None,
         "First restart delay; doubles per failure.",
-        _positive(float, allow_zero=True),
+        positive(float, allow_zero=True),
     )
     restart_backoff_max_s: float = _setting(
         30.0,
         "FLUXLIT_RESTART_BACKOFF_MAX_S",
         None,
         "Longest restart delay.",
-        _positive(float, allow_zero=True),
+        positive(float, allow_zero=True),
     )
     restart_max_failures: int = _setting(
         5,
         "FLUXLIT_RESTART_MAX_FAILURES",
         None,
         "Crash budget: this many failures inside the window exits with code 5.",
-        _positive(int, allow_zero=False),
+        positive(int, allow_zero=False),
     )
     restart_failure_window_s: float = _setting(
         60.0,
         "FLUXLIT_RESTART_FAILURE_WINDOW_S",
         None,
         "Crash budget window in seconds.",
-        _positive(float, allow_zero=False),
+        positive(float, allow_zero=False),
     )
     child_start_timeout_s: float = _setting(
         60.0,
         "FLUXLIT_CHILD_START_TIMEOUT_S",
         None,
         "Seconds Streamlit may take to become healthy.",
-        _positive(float, allow_zero=False),
+        positive(float, allow_zero=False),
     )
     graceful_timeout_s: float = _setting(
         10.0,
         "FLUXLIT_GRACEFUL_TIMEOUT_S",
         "--graceful-timeout",
         "Seconds in-flight requests get to finish on SIGTERM.",
-        _positive(float, allow_zero=True),
+        positive(float, allow_zero=True),
+        metavar="SECONDS",
     )
     forwarded_allow_ips: str = _setting(
         "127.0.0.1,::1",
@@ -436,6 +331,7 @@ class Settings:
         "Peers (IPs or CIDRs, comma separated; '*' for any) whose X-Forwarded-* headers are believed; "
         "from anyone else those headers are dropped.",
         parse_forwarded_allow_ips,
+        metavar="IPS",
     )
     trust_proxy: bool = _setting(
         False,
@@ -457,6 +353,7 @@ class Settings:
         "--replica-id",
         "Name of this replica, sent as X-FluxLit-Replica and in logs (default: hostname-pid).",
         parse_replica_id,
+        metavar="NAME",
     )
     certfile: str | None = _setting(
         None,
@@ -464,14 +361,18 @@ class Settings:
         "--certfile",
         "TLS certificate (PEM); enables HTTPS and HTTP/2.",
         parse_optional_str,
+        metavar="FILE",
     )
-    keyfile: str | None = _setting(None, "FLUXLIT_KEYFILE", "--keyfile", "TLS private key (PEM).", parse_optional_str)
+    keyfile: str | None = _setting(
+        None, "FLUXLIT_KEYFILE", "--keyfile", "TLS private key (PEM).", parse_optional_str, metavar="FILE"
+    )
     state_file: str | None = _setting(
         None,
         "FLUXLIT_STREAMLIT_UPSTREAM_FILE",
         "--state-file",
         "Where to publish the upstream state (default: a per-run file under $XDG_RUNTIME_DIR or the temp dir).",
         parse_optional_str,
+        metavar="FILE",
     )
 
     def __post_init__(self) -> None:

@@ -17,8 +17,9 @@ from fluxlit.config.forwarded import (
     is_trusted,
     parse_trusted,
 )
+from fluxlit.config.parsers import bind_port
 from fluxlit.config.paths import DOCS_PATHS, is_under, normalize_mount, strip_mount
-from fluxlit.config.settings import DEFAULTS, Settings, bind_port
+from fluxlit.config.settings import DEFAULTS, Settings
 from fluxlit.gateway.body_deadline import BodyDeadline, BodyRate
 from fluxlit.gateway.internal_access import InternalAccess, internal_access_for
 from fluxlit.gateway.refusals import Refusal, RequestLimits, target_refusal, version_refusal

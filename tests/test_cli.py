@@ -208,12 +208,12 @@ def test_a_metrics_bind_on_the_public_port_exits_2_with_the_fix(runner: CliRunne
 def test_an_unexpected_error_at_start_up_exits_70_with_one_line_and_the_traceback(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fluxlit.runtime.serve_plan
+    import fluxlit.runtime.early_start
 
     def broken(resolved: Any) -> Any:
         raise RuntimeError("state directory vanished")
 
-    monkeypatch.setattr(fluxlit.runtime.serve_plan, "streamlit_started_early", broken)
+    monkeypatch.setattr(fluxlit.runtime.early_start, "streamlit_started_early", broken)
     result = runner.invoke(main, ["serve", "app:app"])
     assert result.exit_code == 70
     first, *rest = result.stderr.splitlines()

@@ -18,7 +18,8 @@ from fluxlit.config.settings import Settings, _setting
 from fluxlit.errors import TargetError
 from fluxlit.gateway.router import build_gateway
 from fluxlit.observability.logs import configure_logging, fast_info_line
-from fluxlit.runtime.serve_plan import ServePlan, internal_api_base
+from fluxlit.runtime.addresses import internal_api_base
+from fluxlit.runtime.serve_plan import build_serve_plan
 from fluxlit.targets import LoadedTarget, load_target
 from fluxlit.testing import TestClient
 
@@ -38,7 +39,7 @@ def test_pages_reach_an_any_address_bind_over_loopback(host: str, base: str) -> 
 def test_an_api_only_target_is_ready_without_streamlit(tmp_path: Path) -> None:
     api = FastAPI()
     settings = Settings(port=8123, state_file=str(tmp_path / "state.json"))
-    plan = ServePlan(settings, LoadedTarget("api_only:api", None, api))
+    plan = build_serve_plan(settings, LoadedTarget("api_only:api", None, api))
     assert plan.proxy is None
     with TestClient(plan.gateway) as client:
         response = client.get("/api/readyz")

@@ -181,3 +181,22 @@ def test_broken_and_unresolvable_links_fail_the_strict_build(tmp_path: Path) -> 
         "contains an unrecognized relative link 'testing/'",
     ):
         assert any(expected in line for line in warnings), f"not a warning: {expected}\n{result.stderr}"
+
+
+_MODULE_PATH = re.compile(r"`((?:fluxlit|fluxlit_supervisor|fluxlit_proxy)/[\w/]+\.py)`")
+_HOMES = {"fluxlit": ROOT, "fluxlit_supervisor": ROOT / "supervisor", "fluxlit_proxy": ROOT / "proxy"}
+
+
+def test_every_module_the_architecture_page_names_exists() -> None:
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    named = _MODULE_PATH.findall(text)
+    assert len(named) >= 20  # the request's route names its modules; a rewrite that drops them fails here
+    missing = [path for path in named if not (_HOMES[path.split("/", 1)[0]] / path).is_file()]
+    assert not missing, f"docs/architecture.md names modules that do not exist: {missing}"
+
+
+def test_the_architecture_page_lists_every_fluxlit_sub_package() -> None:
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    packages = sorted(p.parent.name for p in (ROOT / "fluxlit").glob("*/__init__.py"))
+    assert packages, "no sub-packages found"
+    assert [name for name in packages if f"`{name}/`" not in text] == []

@@ -22,7 +22,7 @@ from hypercorn.asyncio import serve
 
 from fluxlit.config.settings import Settings
 from fluxlit.gateway.router import build_gateway
-from fluxlit.runtime.serve_plan import hypercorn_options
+from fluxlit.runtime.hypercorn_options import hypercorn_options
 
 
 @dataclass

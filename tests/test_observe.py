@@ -20,7 +20,7 @@ from fluxlit.config.settings import Settings
 from fluxlit.observability.bridges import ChildStateMetrics
 from fluxlit.observability.logs import configure_logging
 from fluxlit.observability.metrics import GatewayMetrics
-from fluxlit.runtime.serve_plan import ServePlan
+from fluxlit.runtime.serve_plan import ServePlan, build_serve_plan
 from fluxlit.targets import LoadedTarget
 from fluxlit.testing import TestClient
 from tests._live import free_port
@@ -68,7 +68,7 @@ def metrics_plan(tmp_path: Path) -> ServePlan:
     def home(st: Any) -> None:
         st.write("home")
 
-    return ServePlan(
+    return build_serve_plan(
         Settings(port=8123, state_file=str(tmp_path / "state.json"), metrics=True),
         LoadedTarget("app:app", app, app.api),
     )

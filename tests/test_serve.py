@@ -19,7 +19,10 @@ from fluxlit import FluxLit
 from fluxlit.cli.main import main
 from fluxlit.config.settings import Settings
 from fluxlit.observability.logs import configure_logging
-from fluxlit.runtime.serve_plan import ServePlan, hypercorn_options, internal_api_base, worker_spec
+from fluxlit.runtime.addresses import internal_api_base
+from fluxlit.runtime.hypercorn_options import hypercorn_options
+from fluxlit.runtime.serve_command import worker_spec
+from fluxlit.runtime.serve_plan import ServePlan, build_serve_plan
 from fluxlit.targets import LoadedTarget
 from fluxlit.testing import TestClient
 from tests._inprocess import SigtermOnceHealthy
@@ -37,7 +40,7 @@ def app_with_a_page() -> FluxLit:
 
 
 def plan_for(app: FluxLit, tmp_path: Path, **settings: Any) -> ServePlan:
-    return ServePlan(
+    return build_serve_plan(
         Settings(port=8123, state_file=str(tmp_path / "state.json"), **settings),
         LoadedTarget("app:app", app, app.api),
     )
@@ -160,7 +163,7 @@ def test_a_stop_while_the_target_imports_exits_cleanly(tmp_path: Path) -> None:
 
 def plain_app_plan(tmp_path: Path, **values: object) -> ServePlan:
     settings = Settings(port=8123, state_file=str(tmp_path / "state.json"), **values)
-    return ServePlan(settings, LoadedTarget("app:app", FluxLit(), FluxLit().api))
+    return build_serve_plan(settings, LoadedTarget("app:app", FluxLit(), FluxLit().api))
 
 
 def test_the_metrics_bind_is_served_beside_the_public_one(tmp_path: Path) -> None:
@@ -186,8 +189,15 @@ def test_without_a_metrics_bind_only_the_public_binds_listen(tmp_path: Path) -> 
 
 def test_an_api_only_app_still_serves_its_metrics_bind(tmp_path: Path) -> None:
     settings = Settings(port=8123, metrics_bind="127.0.0.1:9100", state_file=str(tmp_path / "s.json"))
-    plan = ServePlan(settings, LoadedTarget("api:api", None, FastAPI()))
+    plan = build_serve_plan(settings, LoadedTarget("api:api", None, FastAPI()))
     assert list(plan.serve.binds) == ["127.0.0.1:8123", "127.0.0.1:9100"]
+
+
+def test_with_metrics_off_the_metrics_path_is_just_another_page_for_streamlit(tmp_path: Path) -> None:
+    plan = plan_for(app_with_a_page(), tmp_path, metrics=False)
+    assert plan.gateway_metrics is None
+    response = TestClient(plan.gateway).get("/__fluxlit/metrics")
+    assert (response.status_code, response.text) == (503, "Streamlit is starting\n")
 
 
 def test_the_parsers_limits_sit_above_the_gateways_own() -> None:
@@ -207,13 +217,15 @@ def test_the_parsers_limits_sit_above_the_gateways_own() -> None:
 def test_the_proxy_pool_expires_idle_connections_after_the_configured_seconds(tmp_path: Path) -> None:
     app = FluxLit()
     settings = Settings(port=8123, state_file=str(tmp_path / "state.json"), upstream_pool_idle_timeout_s=2.5)
-    plan = ServePlan(settings, LoadedTarget("app:app", app, app.api))
+    plan = build_serve_plan(settings, LoadedTarget("app:app", app, app.api))
     assert plan.proxy is not None
     assert plan.proxy.config.pool_idle_timeout == 2.5
 
 
 def test_by_default_pooled_connections_expire_before_streamlits_five_second_keep_alive(tmp_path: Path) -> None:
     app = FluxLit()
-    plan = ServePlan(Settings(port=8123, state_file=str(tmp_path / "s.json")), LoadedTarget("app:app", app, app.api))
+    plan = build_serve_plan(
+        Settings(port=8123, state_file=str(tmp_path / "s.json")), LoadedTarget("app:app", app, app.api)
+    )
     assert plan.proxy is not None
     assert plan.proxy.config.pool_idle_timeout < 5.0

@@ -12,7 +12,8 @@ import fluxlit_supervisor.early
 import pytest
 
 from fluxlit.config.sources import ResolvedSettings, load_settings
-from fluxlit.runtime.serve_plan import child_environment, streamlit_started_early
+from fluxlit.runtime.early_start import streamlit_started_early
+from fluxlit.runtime.streamlit_child import child_environment
 from fluxlit.targets import target_exists
 
 

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 
 from fluxlit import FluxLit
 from fluxlit.config.settings import Settings
-from fluxlit.runtime import serve_plan as serve_module
-from fluxlit.runtime.serve_plan import ServePlan, reassembly_budget_bytes
+from fluxlit.runtime import hypercorn_options as serve_module
+from fluxlit.runtime.serve_plan import ServePlan, build_serve_plan, reassembly_budget_bytes
 from fluxlit.targets import LoadedTarget
 
 MIB = 1024 * 1024
@@ -19,7 +19,7 @@ MIB = 1024 * 1024
 
 def plan_for(tmp_path: Path, app: FluxLit | None = None, **settings: object) -> ServePlan:
     app = app if app is not None else FluxLit()
-    return ServePlan(
+    return build_serve_plan(
         Settings(port=8123, state_file=str(tmp_path / "state.json"), **settings),  # type: ignore[arg-type]
         LoadedTarget("app:app", app, app.api),
     )
@@ -64,7 +64,9 @@ def test_hypercorn_and_the_proxy_share_one_reassembly_budget(tmp_path: Path) -> 
 
 def test_an_api_only_app_still_bounds_its_websockets(tmp_path: Path) -> None:
     api = FastAPI()
-    plan = ServePlan(Settings(port=8123, state_file=str(tmp_path / "s.json")), LoadedTarget("api:api", None, api))
+    plan = build_serve_plan(
+        Settings(port=8123, state_file=str(tmp_path / "s.json")), LoadedTarget("api:api", None, api)
+    )
     assert plan.proxy is None
     assert plan.serve.websocket is not None
     assert plan.serve.websocket.budget is plan.reassembly_budget

@@ -18,7 +18,7 @@ from fluxlit.config.sources import load_settings
 from fluxlit.errors import ConfigError
 from fluxlit.runtime.gateway_worker import StateFileStatus
 from fluxlit.runtime.gateway_worker import main as worker_main
-from fluxlit.runtime.serve_plan import worker_spec
+from fluxlit.runtime.serve_command import worker_spec
 from fluxlit.runtime.worker_handoff import SETTINGS_ENV, STATE_FILE_ENV, settings_from_json, settings_to_json
 from tests._inprocess import SigtermOnceHealthy
 

@@ -121,7 +121,8 @@ def serve(**cli_values: Any) -> None:
     signal.signal(signal.SIGTERM, _exit_on_early_signal)
     from fluxlit_supervisor import exit_process
 
-    from fluxlit.runtime.serve_plan import serve_command, streamlit_started_early
+    from fluxlit.runtime.early_start import streamlit_started_early
+    from fluxlit.runtime.serve_command import serve_command
 
     try:
         # Streamlit boots (~0.5 s) while the target, FastAPI and the gateway import: not one after the other.

@@ -31,7 +31,7 @@ def workbench_command(**cli_values: Any) -> None:
     # After cli.py's SIGTERM handler, as for `fluxlit serve`: these bring the runner (hypercorn, anyio).
     from fluxlit_supervisor import exit_process
 
-    from fluxlit.runtime.serve_plan import serve_command
+    from fluxlit.runtime.serve_command import serve_command
 
     # IDE proxies sit on loopback and send X-Forwarded-*: let them shape absolute links.
     cli_values["trust_proxy"] = True if cli_values.get("trust_proxy") is None else cli_values["trust_proxy"]

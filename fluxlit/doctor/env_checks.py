@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from fluxlit_supervisor.state_file import state_file_base_dir
 
 from fluxlit.doctor.model import Check, DoctorContext, failed, not_checked, passed, warned
-from fluxlit.runtime.serve_plan import public_binds
+from fluxlit.runtime.addresses import public_binds
 
 # Oldest supported first; newer than the last tested minor only warns.
 PYTHON_RANGE = ((3, 10), (3, 14))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fluxlit_supervisor import UpstreamState
+    from fluxlit_supervisor import StateHub, UpstreamState
 
 READY = "ready"
 NOT_CONFIGURED = "not_configured"
@@ -52,3 +52,16 @@ def upstream_status_from(state: UpstreamState, stopping: bool) -> UpstreamStatus
         restarting=restarting or stopping,
         retry_after_seconds=RESTART_RETRY_AFTER_S,
     )
+
+
+@dataclass(frozen=True)
+class HubStatus:
+    """The status of the child this process supervises, read from its hub (a worker reads the state file instead)."""
+
+    hub: StateHub
+
+    def __call__(self) -> UpstreamStatus:
+        return upstream_status_from(self.hub.current, self.hub.stopping)
+
+    def generation(self) -> int:
+        return self.hub.current.generation

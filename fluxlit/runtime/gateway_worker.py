@@ -91,7 +91,7 @@ def main() -> int:
     from fluxlit_supervisor.workers import inherited_sockets
 
     from fluxlit.observability.logs import bind_process_fields, configure_logging, get_logger
-    from fluxlit.runtime.serve_plan import ServePlan
+    from fluxlit.runtime.serve_plan import build_serve_plan
 
     sockets = inherited_sockets(os.environ)
     settings = settings_from_json(os.environ[SETTINGS_ENV])
@@ -102,7 +102,7 @@ def main() -> int:
     target = load_target(settings.target)
     hub = StateHub()
     status = StateFileStatus(Path(os.environ[STATE_FILE_ENV]), lambda: hub.stopping)
-    plan = ServePlan(settings, target, hub=hub, upstream=status)
+    plan = build_serve_plan(settings, target, hub=hub, upstream=status)
     tls = bool(settings.certfile)
     serve = dataclasses.replace(
         plan.serve,

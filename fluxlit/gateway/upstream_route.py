@@ -1,0 +1,27 @@
+"""Where the proxy sends a request: the Streamlit child's current address, or why it cannot take one (503)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fluxlit_proxy import Unavailable, Upstream
+
+from fluxlit.gateway.upstream_status import UpstreamStatusSource
+
+
+@dataclass(frozen=True)
+class StreamlitRoute:
+    """The proxy's upstream resolver, asked once per request: ready means an address, anything else a 503 reason."""
+
+    status: UpstreamStatusSource
+    path_prefix: str
+
+    def __call__(self) -> Upstream | Unavailable:
+        current = self.status()
+        if current.ready and current.port is not None:
+            return Upstream(host=current.host or "127.0.0.1", port=current.port, path_prefix=self.path_prefix)
+        return Unavailable(
+            reason=f"Streamlit is {current.state}",
+            retry_after_seconds=current.retry_after_seconds,
+            restarting=current.restarting,
+        )

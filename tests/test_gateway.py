@@ -9,7 +9,7 @@ import pytest
 from fastapi import Request, WebSocket
 
 from fluxlit import FluxLit, Settings
-from fluxlit.gateway.upstream_status import UpstreamStatus
+from fluxlit.gateway.upstream_view import UpstreamView
 
 
 async def echo_scope(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -98,7 +98,7 @@ def test_docs_redirect_leads_to_working_swagger(gateway_test_client_factory: Any
 
 
 def test_healthz_is_ok_whatever_the_upstream(gateway_test_client_factory: Any) -> None:
-    down = UpstreamStatus("failed", detail="boom")
+    down = UpstreamView("failed", detail="boom")
     client = gateway_test_client_factory(FluxLit(), upstream_status=lambda: down)
     response = client.get("/api/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
@@ -113,7 +113,7 @@ def test_readyz_without_upstream_is_ready_not_configured(gateway_test_client_fac
 
 
 def test_readyz_with_a_ready_upstream_is_200(gateway_test_client_factory: Any) -> None:
-    status = UpstreamStatus("ready", generation=3, host="127.0.0.1", port=1)
+    status = UpstreamView("ready", generation=3, host="127.0.0.1", port=1)
     response = gateway_test_client_factory(FluxLit(), upstream_status=lambda: status).get("/api/readyz")
     assert (response.status_code, response.json()) == (
         200,
@@ -125,7 +125,7 @@ def test_readyz_with_a_ready_upstream_is_200(gateway_test_client_factory: Any) -
 def test_readyz_is_503_with_retry_after_while_upstream_is_not_ready(
     gateway_test_client_factory: Any, state: str
 ) -> None:
-    status = UpstreamStatus(state, detail="exit code 1", retry_after_seconds=3)
+    status = UpstreamView(state, detail="exit code 1", retry_after_seconds=3)
     response = gateway_test_client_factory(FluxLit(), upstream_status=lambda: status).get("/api/readyz")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "3"
@@ -136,7 +136,7 @@ def test_readyz_turns_503_once_stopping_begins(gateway_test_client_factory: Any)
     from fluxlit.gateway.router import build_gateway
     from fluxlit.testing import TestClient
 
-    gateway = build_gateway(FluxLit(), upstream_status=lambda: UpstreamStatus("ready"))
+    gateway = build_gateway(FluxLit(), upstream_status=lambda: UpstreamView("ready"))
     client = TestClient(gateway)
     assert client.get("/api/readyz").status_code == 200
     gateway.begin_stopping()

@@ -24,7 +24,7 @@ from fluxlit.gateway.body_deadline import BodyDeadline, BodyRate
 from fluxlit.gateway.internal_access import InternalAccess, internal_access_for
 from fluxlit.gateway.refusals import Refusal, RequestLimits, target_refusal, version_refusal
 from fluxlit.gateway.request_id import REQUEST_ID_HEADER, pick_request_id
-from fluxlit.gateway.upstream_status import UpstreamStatus, UpstreamStatusSource, no_upstream
+from fluxlit.gateway.upstream_view import UpstreamView, UpstreamViewSource, no_upstream
 from fluxlit.observability.access import AccessObserver
 
 NO_UPSTREAM_RETRY_AFTER = b"5"
@@ -53,7 +53,7 @@ class Gateway:
         api: ASGIApp,
         routes: GatewayRoutes,
         *,
-        upstream_status: UpstreamStatusSource = no_upstream,
+        upstream_status: UpstreamViewSource = no_upstream,
         proxy: ASGIApp | None = None,
         observer: AccessObserver | None = None,
         body_read_timeout_s: float = DEFAULTS.body_read_timeout_s,
@@ -216,7 +216,7 @@ class Gateway:
         await self.proxy(proxy_scope, receive, send)
 
 
-def _not_ready_payload(status: UpstreamStatus) -> dict[str, object]:
+def _not_ready_payload(status: UpstreamView) -> dict[str, object]:
     payload: dict[str, object] = {"status": "not_ready", "streamlit": status.state}
     if status.detail:
         payload["detail"] = status.detail
@@ -353,7 +353,7 @@ def build_gateway(
     *,
     root_path: str | None = None,
     api_prefix: str | None = None,
-    upstream_status: UpstreamStatusSource = no_upstream,
+    upstream_status: UpstreamViewSource = no_upstream,
     proxy: ASGIApp | None = None,
     internal: Mapping[str, ASGIApp] | None = None,
     observer: AccessObserver | None = None,

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 from fluxlit_proxy import Unavailable, Upstream
 
-from fluxlit.gateway.upstream_status import UpstreamStatusSource
+from fluxlit.gateway.upstream_view import UpstreamViewSource
 
 
 @dataclass(frozen=True)
 class StreamlitRoute:
     """The proxy's upstream resolver, asked once per request: ready means an address, anything else a 503 reason."""
 
-    status: UpstreamStatusSource
+    status: UpstreamViewSource
     path_prefix: str
 
     def __call__(self) -> Upstream | Unavailable:

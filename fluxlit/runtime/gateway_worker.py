@@ -20,7 +20,7 @@ from types import FrameType
 from fluxlit_supervisor.state import UpstreamState
 
 from fluxlit.config.sources import replace
-from fluxlit.gateway.upstream_status import UpstreamStatus, upstream_status_from
+from fluxlit.gateway.upstream_view import UpstreamView, view_of_state
 from fluxlit.runtime.worker_handoff import SETTINGS_ENV, STATE_FILE_ENV, settings_from_json
 from fluxlit.targets import load_target
 
@@ -46,15 +46,15 @@ class StateFileStatus:
         self._next_check = float("-inf")
         self._key: tuple[int, int, int] | None = None
         self._state: UpstreamState | None = None
-        self._status = UpstreamStatus("starting", detail="waiting for the supervisor's state file")
+        self._status = UpstreamView("starting", detail="waiting for the supervisor's state file")
 
-    def __call__(self) -> UpstreamStatus:
+    def __call__(self) -> UpstreamView:
         now = self._clock()
         if now >= self._next_check:
             self._next_check = now + self._interval
             self._refresh()
         if self._state is not None and self._stopping():
-            return upstream_status_from(self._state, True)
+            return view_of_state(self._state, True)
         return self._status
 
     def _refresh(self) -> None:
@@ -62,7 +62,7 @@ class StateFileStatus:
             info = os.stat(self._path)
         except OSError:
             self._key, self._state = None, None
-            self._status = UpstreamStatus("starting", detail="waiting for the supervisor's state file")
+            self._status = UpstreamView("starting", detail="waiting for the supervisor's state file")
             return
         key = (info.st_mtime_ns, info.st_ino, info.st_size)
         if key == self._key:
@@ -71,10 +71,10 @@ class StateFileStatus:
             state = UpstreamState.from_json(self._path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             self._key, self._state = None, None  # read again at the next check
-            self._status = UpstreamStatus("unknown", detail=f"unreadable state file: {exc}")
+            self._status = UpstreamView("unknown", detail=f"unreadable state file: {exc}")
             return
         self._key, self._state = key, state
-        self._status = upstream_status_from(state, False)
+        self._status = view_of_state(state, False)
 
 
 def _exit_on_early_signal(signum: int, frame: FrameType | None) -> None:

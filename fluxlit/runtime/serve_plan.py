@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fluxlit.config.settings import Settings
-from fluxlit.gateway.upstream_status import HubStatus, UpstreamStatus, UpstreamStatusSource
+from fluxlit.gateway.upstream_view import HubStatus, UpstreamView, UpstreamViewSource
 from fluxlit.runtime.addresses import free_port, public_binds
 from fluxlit.runtime.hypercorn_options import hypercorn_options
 from fluxlit.runtime.streamlit_child import streamlit_child_spec
@@ -55,7 +55,7 @@ def build_serve_plan(
     target: LoadedTarget,
     *,
     hub: StateHub | None = None,
-    upstream: UpstreamStatusSource | None = None,
+    upstream: UpstreamViewSource | None = None,
 ) -> ServePlan:
     """Compose a run top-down; `upstream` replaces the hub as Streamlit's status (a worker follows the state file)."""
     # The heavy parts, after `fluxlit serve` has started Streamlit early (python -X importtime: the gateway with
@@ -140,7 +140,7 @@ def _gateway(
     proxy: ReverseProxy | None,
     metrics: GatewayMetrics | None,
     *,
-    status: UpstreamStatusSource,
+    status: UpstreamViewSource,
     generation: Callable[[], int],
 ) -> Gateway:
     from fluxlit.gateway.router import build_gateway
@@ -206,8 +206,8 @@ def _child_output_logger() -> ChildOutput:
     return on_child_output
 
 
-def _not_configured() -> UpstreamStatus:
-    return UpstreamStatus("not_configured")
+def _not_configured() -> UpstreamView:
+    return UpstreamView("not_configured")
 
 
 # The default reassembly budget: a quarter of the memory limit, shared among the gateway processes, and never so

@@ -16,7 +16,7 @@ RESTART_RETRY_AFTER_S = 2
 
 
 @dataclass(frozen=True)
-class UpstreamStatus:
+class UpstreamView:
     """One immutable view of the upstream; `host`/`port` are set while it can take traffic."""
 
     state: str
@@ -32,18 +32,18 @@ class UpstreamStatus:
         return self.state == READY
 
 
-UNCONFIGURED = UpstreamStatus(NOT_CONFIGURED)
-UpstreamStatusSource = Callable[[], UpstreamStatus]
+UNCONFIGURED = UpstreamView(NOT_CONFIGURED)
+UpstreamViewSource = Callable[[], UpstreamView]
 
 
-def no_upstream() -> UpstreamStatus:
+def no_upstream() -> UpstreamView:
     return UNCONFIGURED
 
 
-def upstream_status_from(state: UpstreamState, stopping: bool) -> UpstreamStatus:
+def view_of_state(state: UpstreamState, stopping: bool) -> UpstreamView:
     """The supervisor's snapshot of the child (`UpstreamState`) as the gateway and proxy read it."""
     restarting = state.state in ("restarting", "starting") and state.generation > 1
-    return UpstreamStatus(
+    return UpstreamView(
         state="stopping" if stopping else state.state,
         detail=state.detail,
         generation=state.generation,
@@ -60,8 +60,8 @@ class HubStatus:
 
     hub: StateHub
 
-    def __call__(self) -> UpstreamStatus:
-        return upstream_status_from(self.hub.current, self.hub.stopping)
+    def __call__(self) -> UpstreamView:
+        return view_of_state(self.hub.current, self.hub.stopping)
 
     def generation(self) -> int:
         return self.hub.current.generation

@@ -200,3 +200,18 @@ def test_the_architecture_page_lists_every_fluxlit_sub_package() -> None:
     packages = sorted(p.parent.name for p in (ROOT / "fluxlit").glob("*/__init__.py"))
     assert packages, "no sub-packages found"
     assert [name for name in packages if f"`{name}/`" not in text] == []
+
+
+_DOC_SECTION = re.compile(r'(docs/[\w-]+\.md), "([^"]+)"')
+
+
+def test_every_docs_section_the_source_points_to_exists() -> None:
+    sources = [p for package in ("fluxlit", "supervisor", "proxy") for p in (ROOT / package).rglob("*.py")]
+    pointers = [(src, doc, heading) for src in sources for doc, heading in _DOC_SECTION.findall(src.read_text())]
+    assert pointers  # the gateway points to its request path; a regex that finds nothing checks nothing
+    dangling = [
+        f"{src.relative_to(ROOT)} -> {doc} {heading!r}"
+        for src, doc, heading in pointers
+        if not re.search(rf"^#+ {re.escape(heading)}$", (ROOT / doc).read_text(encoding="utf-8"), re.M)
+    ]
+    assert not dangling, f"source comments point to headings that do not exist: {dangling}"

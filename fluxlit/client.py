@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Generator, Mapping
 from contextvars import ContextVar
@@ -13,7 +12,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-DEFAULT_INTERNAL_API_BASE = "http://127.0.0.1:8000/api"
+from fluxlit.config.child_layout import DEFAULT_INTERNAL_API_BASE as DEFAULT_INTERNAL_API_BASE
+from fluxlit.config.child_layout import child_layout
+
 REQUEST_ID_HEADER = "X-Request-ID"
 AuthHeaderFactory = Callable[[], Mapping[str, str]]
 
@@ -93,9 +94,7 @@ class ApiClient:
         propagate_request_id: bool = True,
         http_client: httpx.Client | None = None,
     ) -> None:
-        self.base_url = (base_url or os.environ.get("FLUXLIT_INTERNAL_API_BASE") or DEFAULT_INTERNAL_API_BASE).rstrip(
-            "/"
-        )
+        self.base_url = (base_url or child_layout().internal_api_base).rstrip("/")
         self.timeout = timeout
         self.default_headers = dict(default_headers or {})
         self.auth_header_factory = auth_header_factory

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-from fluxlit.config.paths import normalize_mount
+from fluxlit.config.child_layout import child_layout
+from fluxlit.config.paths import DEFAULT_API_PREFIX, normalize_mount
 from fluxlit.navigation import NavMatch as NavMatch
 from fluxlit.navigation import NavPage as NavPage
 from fluxlit.navigation import match_nav_page as match_nav_page
@@ -15,8 +15,6 @@ from fluxlit.navigation import public_page_path
 
 if TYPE_CHECKING:
     from fluxlit.app import FluxLit
-
-_TRUTHY = {"1", "true", "yes", "on"}
 
 
 def query_params(st: Any) -> dict[str, str]:
@@ -27,10 +25,6 @@ def query_params(st: Any) -> dict[str, str]:
         values = qp.get_all(key) if hasattr(qp, "get_all") else [qp[key]]
         out[key] = str(values[0]) if values else ""
     return out
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in _TRUTHY
 
 
 def _first_header(headers: Mapping[str, str], name: str) -> str | None:
@@ -45,7 +39,8 @@ def _first_header(headers: Mapping[str, str], name: str) -> str | None:
 class PublicUrls:
     """Absolute (or mount-relative) URLs of this app's pages and API, for links in emails, redirects and pages.
 
-    The base is, first match wins: ``FLUXLIT_PUBLIC_BASE_URL`` (used verbatim when it has a path; an origin
+    The layout (``fluxlit.config.child_layout``) says where the mount and the API are. The base is, first match
+    wins: ``FLUXLIT_PUBLIC_BASE_URL`` (used verbatim when it has a path; an origin
     alone gets the mount appended), else the request's scheme and Host, else no origin at all: a path such as
     ``/apps/demo/settings`` that the browser resolves against the page it is on.
 
@@ -62,17 +57,17 @@ class PublicUrls:
     def trust_proxy(self) -> bool:
         if self._trust_proxy is not None:
             return self._trust_proxy
-        return bool(getattr(self._app, "trust_proxy", False)) or _truthy(os.environ.get("FLUXLIT_TRUST_PROXY"))
+        return bool(getattr(self._app, "trust_proxy", False)) or child_layout().trust_proxy
 
     def api_prefix(self, request: Any = None) -> str:
         from_scope = _scope_state(request).get("fluxlit_api_prefix")
         if isinstance(from_scope, str):
             return from_scope
-        env = os.environ.get("FLUXLIT_API_PREFIX") or os.environ.get("FLUXLIT_API_MOUNT_PATH")
-        if env:
-            return normalize_mount(env, name="FLUXLIT_API_PREFIX", allow_empty=False)
+        from_layout = child_layout().api_prefix
+        if from_layout is not None:
+            return from_layout
         settings = self._app.settings
-        return settings.api_mount_path if settings is not None else "/api"
+        return settings.api_mount_path if settings is not None else DEFAULT_API_PREFIX
 
     def mount(self, request: Any = None) -> str:
         """The public mount ("" at the root): a trusted X-Forwarded-Prefix (a strip-prefix proxy), the layout the
@@ -85,9 +80,9 @@ class PublicUrls:
         from_scope = _scope_state(request).get("fluxlit_root_path")
         if isinstance(from_scope, str):
             return from_scope
-        env = os.environ.get("FLUXLIT_ROOT_PATH")
-        if env:
-            return normalize_mount(env, name="FLUXLIT_ROOT_PATH", allow_empty=True)
+        from_layout = child_layout().root_path
+        if from_layout is not None:
+            return from_layout
         if request is not None:
             # The gateway hands the API root_path = mount + API prefix; strip the prefix to get the mount.
             root = str(request.scope.get("root_path", "")).rstrip("/")
@@ -100,14 +95,9 @@ class PublicUrls:
 
     def app_base(self, request: Any = None) -> str:
         """Where the Streamlit UI lives, without a trailing slash ("" for a root mount without an origin)."""
-        public = os.environ.get("FLUXLIT_PUBLIC_BASE_URL", "").strip()
+        public = child_layout().public_base_url
         if public:
             parts = urlsplit(public)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(
-                    f"FLUXLIT_PUBLIC_BASE_URL={public!r} is not an absolute http(s) URL: "
-                    "try 'https://example.com' or 'https://example.com/apps/demo'"
-                )
             if parts.path.strip("/"):
                 return public.rstrip("/")
             return f"{parts.scheme}://{parts.netloc}{self.mount(request)}"

@@ -110,6 +110,7 @@ def load_target(spec: str, *, cwd: Path | None = None) -> LoadedTarget:
 
 
 def _is_app(value: Any) -> bool:
+    # fluxlit.app brings FastAPI (~0.2 s): the early start reads targets before anything imports it.
     from fluxlit.app import FluxLit
 
     if isinstance(value, FluxLit):

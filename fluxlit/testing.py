@@ -175,7 +175,7 @@ class FluxLitTestClient:
 
 def _resolve_streamlit_target(target: str, app: Any, paths: list[str]) -> tuple[str, dict[str, Any]]:
     """The FLUXLIT_APP value, plus an in-memory module serving ``app`` when the target cannot be found."""
-    from fluxlit.streamlit.apptest import synthetic_module
+    from fluxlit.streamlit.apptest import synthetic_module  # Streamlit itself, ~0.4 s: only for .streamlit()
 
     parsed = parse_target(target)
     if parsed.file is not None:

@@ -84,9 +84,9 @@ def test_an_api_only_app_still_bounds_its_websockets(tmp_path: Path) -> None:
 def test_the_reassembly_budget_is_a_quarter_of_memory_shared_among_workers_unless_set(
     monkeypatch: pytest.MonkeyPatch, setting: int, workers: int, memory: int, budget: int
 ) -> None:
-    import fluxlit_supervisor
+    import fluxlit.runtime.serve_plan
 
-    monkeypatch.setattr(fluxlit_supervisor, "memory_limit_bytes", lambda: memory)
+    monkeypatch.setattr(fluxlit.runtime.serve_plan, "memory_limit_bytes", lambda: memory)
     settings = Settings(ws_reassembly_budget_bytes=setting, workers=workers)
     assert reassembly_budget_bytes(settings) == budget
 

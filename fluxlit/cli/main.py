@@ -119,7 +119,7 @@ def serve(**cli_values: Any) -> None:
     """
     # As PID 1 the kernel ignores SIGTERM without a handler: install one before the slow imports below.
     signal.signal(signal.SIGTERM, _exit_on_early_signal)
-    from fluxlit_supervisor import exit_process
+    from fluxlit_supervisor import exit_process  # after the handler, like the imports below
 
     from fluxlit.runtime.early_start import streamlit_started_early
     from fluxlit.runtime.serve_command import serve_command

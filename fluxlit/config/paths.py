@@ -8,6 +8,8 @@ from urllib.parse import quote, unquote
 
 from fluxlit.errors import ConfigError
 
+# The one spelling of the default API prefix: settings, the gateway, links and the child all start from it.
+DEFAULT_API_PREFIX = "/api"
 DOCS_PATHS = frozenset({"/docs", "/docs/", "/redoc", "/redoc/", "/openapi.json"})
 
 

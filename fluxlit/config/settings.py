@@ -23,6 +23,7 @@ from fluxlit.config.parsers import (
     parse_workers,
     positive,
 )
+from fluxlit.config.paths import DEFAULT_API_PREFIX
 from fluxlit.errors import ConfigError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -100,7 +101,7 @@ class Settings:
         metavar="N",
     )
     api_mount_path: str = _setting(
-        "/api",
+        DEFAULT_API_PREFIX,
         "FLUXLIT_API_MOUNT_PATH",
         "--api-prefix",
         "Path prefix that routes to the FastAPI app.",

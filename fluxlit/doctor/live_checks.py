@@ -7,6 +7,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from fluxlit.config.paths import DEFAULT_API_PREFIX
 from fluxlit.config.settings import DEFAULTS
 from fluxlit.doctor.model import Check, CheckFunction, DoctorContext, failed, not_checked, passed, warned
 from fluxlit.doctor.ws_probe import first_ping, websocket_handshake
@@ -50,7 +51,7 @@ def fetch(ctx: DoctorContext, url: str) -> httpx.Response | str:
 
 def _api(ctx: DoctorContext) -> str:
     settings = ctx.settings
-    return base_url(ctx) + (settings.api_mount_path if settings is not None else "/api")
+    return base_url(ctx) + (settings.api_mount_path if settings is not None else DEFAULT_API_PREFIX)
 
 
 def _describe(response: httpx.Response) -> str:

@@ -18,7 +18,7 @@ from fluxlit.config.forwarded import (
     parse_trusted,
 )
 from fluxlit.config.parsers import bind_port
-from fluxlit.config.paths import DOCS_PATHS, is_under, normalize_mount, strip_mount
+from fluxlit.config.paths import DEFAULT_API_PREFIX, DOCS_PATHS, is_under, normalize_mount, strip_mount
 from fluxlit.config.settings import DEFAULTS, Settings
 from fluxlit.gateway.body_deadline import BodyDeadline, BodyRate
 from fluxlit.gateway.internal_access import InternalAccess, internal_access_for
@@ -38,7 +38,7 @@ LOOPBACK_ONLY = InternalAccess()
 class GatewayRoutes:
     """The path layout of one gateway, normalised (see fluxlit.config.paths)."""
 
-    api_prefix: str = "/api"
+    api_prefix: str = DEFAULT_API_PREFIX
     root_path: str = ""
     internal: Mapping[str, ASGIApp] = field(default_factory=dict)
     trusted_proxies: tuple[Network, ...] = ()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fluxlit_proxy import ProxyHooks
 
 from fluxlit.observability.access import current_websocket_tally
-from fluxlit.observability.metrics import GatewayMetrics
+
+if TYPE_CHECKING:
+    from fluxlit.observability.metrics import GatewayMetrics
 
 
 class MetricsProxyHooks(ProxyHooks):

@@ -45,7 +45,7 @@ def streamlit_started_early(resolved: ResolvedSettings) -> Generator[EarlyChild 
         except ConfigError:
             env = None  # every bind is a unix socket: the plan reports it
         if env is not None:
-            from fluxlit_supervisor.early import prestart
+            from fluxlit_supervisor.early import prestart  # ~13 ms, paid only when Streamlit can start early
 
             root = settings.root_path
             child = prestart(lambda port: streamlit_argv(port, root_path=root), env)

@@ -31,6 +31,7 @@ def hypercorn_options(settings: Settings) -> dict[str, Any]:
     same bytes trickled fail), so its limit is a memory backstop above request line + header block; h2's
     header list (RFC 7541 counts 32 bytes a field) likewise. The gateway's count answers 431 either way.
     """
+    # The gateway (~0.3 s with FastAPI) is not imported before Streamlit starts early, and this module is.
     from fluxlit.gateway.router import MAX_HEADER_FIELDS
 
     head = settings.max_url_bytes + settings.max_header_bytes + _HEAD_SLACK_BYTES

@@ -1,4 +1,8 @@
-"""The composition root of a run: settings and a loaded target in, the frozen parts the supervisor runs out."""
+"""The composition root of a run: settings and a loaded target in, the frozen parts the supervisor runs out.
+
+Imported only once `fluxlit serve` has started Streamlit early (`runtime.serve_command`), so the heavy imports
+here (python -X importtime: the gateway with FastAPI ~0.7 s, fluxlit_proxy ~0.2 s) overlap Streamlit's boot.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fluxlit_proxy import ProxyConfig, ReverseProxy
+from fluxlit_supervisor import (
+    MemoryBudget,
+    RestartPolicy,
+    ServeConfig,
+    StateHub,
+    WebSocketLimits,
+    default_state_file_path,
+    memory_limit_bytes,
+)
+
 from fluxlit.config.settings import Settings
+from fluxlit.gateway.router import Gateway, build_gateway
+from fluxlit.gateway.upstream_route import StreamlitRoute
 from fluxlit.gateway.upstream_view import HubStatus, UpstreamView, UpstreamViewSource
+from fluxlit.observability.access import AccessObserver
+from fluxlit.observability.bridges import ChildStateMetrics, MetricsProxyHooks
+from fluxlit.observability.logs import get_logger
+from fluxlit.observability.metrics import GatewayMetrics
 from fluxlit.runtime.addresses import free_port, public_binds
 from fluxlit.runtime.hypercorn_options import hypercorn_options
 from fluxlit.runtime.streamlit_child import streamlit_child_spec
 from fluxlit.streamlit.command import streamlit_max_message_bytes
 
 if TYPE_CHECKING:
-    from fluxlit_proxy import ReverseProxy
-    from fluxlit_supervisor import ChildSpec, MemoryBudget, RestartPolicy, ServeConfig, StateHub
+    from fluxlit_supervisor import ChildSpec
 
-    from fluxlit.gateway.router import Gateway
-    from fluxlit.gateway.upstream_route import StreamlitRoute
-    from fluxlit.observability.metrics import GatewayMetrics
     from fluxlit.targets import LoadedTarget
 
 ChildOutput = Callable[[str, str, int, int], None]
@@ -58,12 +75,6 @@ def build_serve_plan(
     upstream: UpstreamViewSource | None = None,
 ) -> ServePlan:
     """Compose a run top-down; `upstream` replaces the hub as Streamlit's status (a worker follows the state file)."""
-    # The heavy parts, after `fluxlit serve` has started Streamlit early (python -X importtime: the gateway with
-    # FastAPI ~0.7 s, fluxlit_proxy ~0.2 s, the supervisor's runner with hypercorn and anyio ~0.2 s).
-    from fluxlit_supervisor import MemoryBudget, StateHub, default_state_file_path
-
-    from fluxlit.gateway.upstream_route import StreamlitRoute
-
     hub = hub if hub is not None else StateHub()
     from_hub = HubStatus(hub)
     status = upstream if upstream is not None else from_hub
@@ -102,9 +113,6 @@ def build_serve_plan(
 def _gateway_metrics(settings: Settings, hub: StateHub) -> GatewayMetrics | None:
     if not settings.metrics:
         return None
-    from fluxlit.observability.bridges import ChildStateMetrics
-    from fluxlit.observability.metrics import GatewayMetrics
-
     metrics = GatewayMetrics()
     hub.subscribe(ChildStateMetrics(metrics))
     return metrics
@@ -117,10 +125,6 @@ def _proxy(
     budget: MemoryBudget,
     extra_args: Sequence[str],
 ) -> ReverseProxy:
-    from fluxlit_proxy import ProxyConfig, ReverseProxy
-
-    from fluxlit.observability.bridges import MetricsProxyHooks
-
     config = ProxyConfig(
         connect_timeout=settings.upstream_connect_timeout_s,
         read_timeout=settings.upstream_read_timeout_s,
@@ -143,9 +147,6 @@ def _gateway(
     status: UpstreamViewSource,
     generation: Callable[[], int],
 ) -> Gateway:
-    from fluxlit.gateway.router import build_gateway
-    from fluxlit.observability.access import AccessObserver
-
     return build_gateway(
         target.app if target.app is not None else target.api,
         settings,
@@ -157,8 +158,6 @@ def _gateway(
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:
-    from fluxlit_supervisor import RestartPolicy
-
     return RestartPolicy(
         on_exit="exit" if settings.on_child_exit == "exit" else "restart",
         backoff_initial=settings.restart_backoff_initial_s,
@@ -170,8 +169,6 @@ def restart_policy(settings: Settings) -> RestartPolicy:
 
 def serve_config(settings: Settings, budget: MemoryBudget, loopback_port: int | None) -> ServeConfig:
     """The public binds (plus, plain HTTP, the TLS loopback and the metrics bind) and how hypercorn serves them."""
-    from fluxlit_supervisor import ServeConfig, WebSocketLimits
-
     metrics_binds = [settings.metrics_bind] if settings.metrics_bind else []
     plain_extra = [f"127.0.0.1:{loopback_port}"] if loopback_port else []
     plain_extra += metrics_binds if settings.certfile else []
@@ -195,8 +192,6 @@ def serve_config(settings: Settings, budget: MemoryBudget, loopback_port: int | 
 
 
 def _child_output_logger() -> ChildOutput:
-    from fluxlit.observability.logs import get_logger
-
     child_log: Any = get_logger("streamlit")
 
     def on_child_output(stream: str, line: str, pid: int, generation: int) -> None:
@@ -220,7 +215,5 @@ def reassembly_budget_bytes(settings: Settings) -> int:
     """FLUXLIT_WS_REASSEMBLY_BUDGET_BYTES, or (0) this process's share of a quarter of the memory limit."""
     if settings.ws_reassembly_budget_bytes:
         return settings.ws_reassembly_budget_bytes
-    from fluxlit_supervisor import memory_limit_bytes
-
     share = memory_limit_bytes() // (_BUDGET_SHARE_OF_MEMORY * settings.workers)
     return max(share, _MIN_REASSEMBLY_BUDGET)

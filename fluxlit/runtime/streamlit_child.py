@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fluxlit.config.child_layout import ChildLayout
 from fluxlit.config.settings import Settings
 from fluxlit.runtime.addresses import internal_api_base
 from fluxlit.streamlit.command import streamlit_argv
 
 if TYPE_CHECKING:
+    # ~40 ms (anyio): this module is imported before Streamlit starts early, only the plan needs a ChildSpec.
     from fluxlit_supervisor import ChildSpec
 
 
@@ -22,16 +24,15 @@ def child_environment(settings: Settings, loopback_port: int | None = None) -> d
         spec = f"{Path(module_part).resolve()}:{attr}"  # the child runs from another script directory
     cwd = os.getcwd()
     pythonpath = os.pathsep.join(p for p in (cwd, os.environ.get("PYTHONPATH", "")) if p)
-    return {
-        "FLUXLIT_APP": spec,
-        "FLUXLIT_API_PREFIX": settings.api_mount_path,
-        "FLUXLIT_ROOT_PATH": settings.root_path,
-        "FLUXLIT_INTERNAL_API_BASE": internal_api_base(settings, loopback_port),
-        "FLUXLIT_TRUST_PROXY": "1" if settings.trust_proxy else "0",
-        "FLUXLIT_PUBLIC_BASE_URL": settings.public_base_url,
-        "PYTHONPATH": pythonpath,
-        "PYTHONUNBUFFERED": "1",
-    }
+    layout = ChildLayout(
+        app=spec,
+        api_prefix=settings.api_mount_path,
+        root_path=settings.root_path,
+        internal_api_base=internal_api_base(settings, loopback_port),
+        trust_proxy=settings.trust_proxy,
+        public_base_url=settings.public_base_url,
+    )
+    return {**layout.environment(), "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"}
 
 
 def streamlit_child_spec(settings: Settings, extra_args: Sequence[str], loopback_port: int | None) -> ChildSpec:

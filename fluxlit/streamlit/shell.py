@@ -9,6 +9,8 @@ from types import ModuleType
 from typing import Any
 
 from fluxlit.client import ApiClient, request_id_scope, shared_http_client
+from fluxlit.config.child_layout import child_layout
+from fluxlit.config.paths import DEFAULT_API_PREFIX
 from fluxlit.deep_links import match_nav_page, query_params
 from fluxlit.errors import TargetError
 from fluxlit.navigation import nav_entries
@@ -53,7 +55,8 @@ def _stop_with_error(st: Any, message: str) -> None:
 
 def run(st: Any) -> None:
     """The whole entrypoint; ``st`` is the streamlit module."""
-    target = os.environ.get("FLUXLIT_APP", "")
+    layout = child_layout()
+    target = layout.app
     if not target:
         _stop_with_error(st, "FLUXLIT_APP is not set: start this script through `fluxlit serve app:app`.")
         return
@@ -69,7 +72,7 @@ def run(st: Any) -> None:
     st.set_page_config(**{"page_title": loaded.title, **(app.streamlit_page_config if app else {})})
     if app is None or not app.pages:
         st.title(loaded.title)
-        prefix = os.environ.get("FLUXLIT_API_PREFIX", "/api")
+        prefix = layout.api_prefix or DEFAULT_API_PREFIX
         st.write(f"This app has no pages yet. Its API lives under `{prefix}` (docs at `{prefix}/docs`).")
         return
     _navigate(st, app)

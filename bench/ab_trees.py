@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -129,6 +130,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="each wrk run (rss)")
     parser.add_argument("--reference", action="store_true", help="cold starts of fluxlit 0.13.2 too")
     args = parser.parse_args()
+    if args.metric == "rss" and shutil.which("wrk") is None:
+        parser.exit(2, "ab_trees.py rss needs wrk for its load: apt-get install wrk (or run the cold and ws metrics)\n")
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     if args.reference:
         targets.ensure_reference_venv()

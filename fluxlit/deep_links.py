@@ -60,12 +60,9 @@ class PublicUrls:
         return bool(getattr(self._app, "trust_proxy", False)) or child_layout().trust_proxy
 
     def api_prefix(self, request: Any = None) -> str:
-        from_scope = _scope_state(request).get("fluxlit_api_prefix")
-        if isinstance(from_scope, str):
-            return from_scope
-        from_layout = child_layout().api_prefix
-        if from_layout is not None:
-            return from_layout
+        known = _published(request, "fluxlit_api_prefix", child_layout().api_prefix)
+        if known is not None:
+            return known
         settings = self._app.settings
         return settings.api_mount_path if settings is not None else DEFAULT_API_PREFIX
 
@@ -77,12 +74,9 @@ class PublicUrls:
             prefix = _first_header(request.headers, "x-forwarded-prefix")
             if prefix:
                 return normalize_mount(prefix, name="X-Forwarded-Prefix", allow_empty=True)
-        from_scope = _scope_state(request).get("fluxlit_root_path")
-        if isinstance(from_scope, str):
-            return from_scope
-        from_layout = child_layout().root_path
-        if from_layout is not None:
-            return from_layout
+        known = _published(request, "fluxlit_root_path", child_layout().root_path)
+        if known is not None:
+            return known
         if request is not None:
             # The gateway hands the API root_path = mount + API prefix; strip the prefix to get the mount.
             root = str(request.scope.get("root_path", "")).rstrip("/")
@@ -146,8 +140,8 @@ class PublicUrls:
     for_page = page_url
 
 
-def _scope_state(request: Any) -> Mapping[str, Any]:
-    if request is None:
-        return {}
-    state = request.scope.get("state")
-    return state if isinstance(state, Mapping) else {}
+def _published(request: Any, scope_key: str, from_layout: str | None) -> str | None:
+    """What the gateway published in this request's scope, else what the child's layout says, else None."""
+    state = request.scope.get("state") if request is not None else None
+    from_scope = state.get(scope_key) if isinstance(state, Mapping) else None
+    return from_scope if isinstance(from_scope, str) else from_layout

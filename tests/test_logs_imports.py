@@ -53,3 +53,13 @@ def test_hidden_modules_fail_to_import_with_their_submodules() -> None:
         with pytest.raises(ModuleNotFoundError, match="hidden while structlog imports"):
             hide.find_spec(name)
     assert hide.find_spec("json") is None
+
+
+def test_the_serve_path_leaves_structlog_unimported_until_logging_is_configured() -> None:
+    """configure_logging must be structlog's first importer (so JSON lines skip rich, ~5 MiB of gateway RSS):
+    the modules `fluxlit serve` and its workers import before it runs must not import structlog themselves."""
+    modules = ["fluxlit.cli.main", "fluxlit.runtime.serve_command", "fluxlit.runtime.serve_plan"]
+    modules += ["fluxlit.runtime.gateway_worker", "fluxlit.gateway.router", "fluxlit.testing"]
+    code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint('structlog' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"

@@ -9,10 +9,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from fluxlit.asgi_types import Message, Scope, Send
-from fluxlit.observability.logs import REQUEST_ID, fast_info_line
+from fluxlit.observability.logs import REQUEST_ID, fast_info_line, get_logger
 from fluxlit.observability.metrics import GatewayMetrics
 from fluxlit.observability.redaction import redact_query
 
@@ -51,7 +49,7 @@ class AccessObserver:
         self.metrics = metrics
         self.access_log = access_log
         self.generation = generation
-        self.log = logger or structlog.get_logger("fluxlit.access")
+        self.log = logger or get_logger("fluxlit.access")
         self._default_logger = logger is None
 
     async def observe(self, dispatch: str, scope: Scope, request_id: str, call: Dispatch, send: Send) -> None:

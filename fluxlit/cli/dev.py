@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 import click
-from fluxlit_supervisor import pdeathsig_preexec
+from fluxlit_supervisor import pdeathsig_preexec, pick_free_port
 
 from fluxlit.cli.main import serve
 from fluxlit.cli.support import fail, resolve
@@ -180,9 +179,7 @@ def _concrete_port_args(settings: Any) -> list[str]:
     """Port 0 means any: choose one now so every restart serves on the same port."""
     if settings.binds or settings.port != 0:
         return []
-    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
-        probe.bind((settings.host, 0))
-        return ["--port", str(probe.getsockname()[1])]
+    return ["--port", str(pick_free_port(settings.host))]
 
 
 @click.command(

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fluxlit_supervisor import pick_free_port
+
 from fluxlit.config.settings import Settings
 from fluxlit.gateway.upstream_status import HubStatus, UpstreamStatus, UpstreamStatusSource
-from fluxlit.runtime.addresses import free_port, public_binds
+from fluxlit.runtime.addresses import public_binds
 from fluxlit.runtime.hypercorn_options import hypercorn_options
 from fluxlit.runtime.streamlit_child import streamlit_child_spec
 from fluxlit.streamlit.command import streamlit_max_message_bytes
@@ -83,7 +85,7 @@ def build_serve_plan(
         generation=from_hub.generation if upstream is None else (lambda: status().generation),
     )
     # Under TLS, pages call the API over a private plain-HTTP loopback bind: no certificate to trust.
-    loopback_port = free_port() if settings.certfile and has_ui else None
+    loopback_port = pick_free_port("127.0.0.1") if settings.certfile and has_ui else None
     return ServePlan(
         settings=settings,
         hub=hub,

@@ -31,6 +31,7 @@ _LAZY = {
     "memory_limit_bytes": "fluxlit_supervisor.memory_budget",
     "exit_process": "fluxlit_supervisor.process_exit",
     "pdeathsig_preexec": "fluxlit_supervisor.process",
+    "pick_free_port": "fluxlit_supervisor.process",
     "prestart": "fluxlit_supervisor.early",
     "read_upstream": "fluxlit_supervisor.state_file",
     "run": "fluxlit_supervisor.runner",
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from fluxlit_supervisor.memory_budget import MemoryBudget, memory_limit_bytes
     from fluxlit_supervisor.notify import sd_notify
     from fluxlit_supervisor.policy import Decision, FailureLedger, GiveUp, Restart, RestartPolicy
-    from fluxlit_supervisor.process import pdeathsig_preexec
+    from fluxlit_supervisor.process import pdeathsig_preexec, pick_free_port
     from fluxlit_supervisor.process_exit import exit_process
     from fluxlit_supervisor.runner import run, run_supervised
     from fluxlit_supervisor.serve import ASGIApp, ServeConfig
@@ -77,6 +78,7 @@ __all__ = [
     "exit_process",
     "memory_limit_bytes",
     "pdeathsig_preexec",
+    "pick_free_port",
     "prestart",
     "read_upstream",
     "run",

@@ -44,7 +44,10 @@ class ChildProcess(Protocol):
 
 
 def pick_free_port(host: str) -> int:
-    """Ask the kernel for a free port on `host` (bind :0, read, close); racy by nature, so callers verify."""
+    """A port free on `host` now, from the kernel (bind :0, read, close): racy by nature, so callers verify the bind.
+
+    Exported so that users of this package pick ports the same way instead of writing their own.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))

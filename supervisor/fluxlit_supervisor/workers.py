@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import signal
 import subprocess
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import anyio
 from hypercorn.config import Sockets
 
+from fluxlit_supervisor.policy import FailureLedger, RestartPolicy
 from fluxlit_supervisor.process import describe_returncode, pdeathsig_preexec
 from fluxlit_supervisor.reaper import ManagedPids
 
@@ -26,6 +28,8 @@ FDS_ENV = "SUPERVISOR_WORKER_FDS"
 INDEX_ENV = "SUPERVISOR_WORKER_INDEX"
 # A worker must not talk to systemd: READY=1, STATUS= and the watchdog belong to the supervisor.
 _SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+# A worker that ran min_uptime before dying restarts after backoff_initial again; no jitter, workers are few.
+WORKER_RESTARTS = RestartPolicy(backoff_initial=0.5, backoff_max=10.0, jitter=0.0, min_uptime=10.0)
 
 
 @dataclass(frozen=True)
@@ -37,20 +41,15 @@ class WorkerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     stop_grace: float = 10.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 10.0
-    min_uptime: float = 10.0  # a worker that ran this long before dying restarts after backoff_initial again
+    # Workers always restart: of the policy only the backoff (and min_uptime, which resets it) applies. Giving up
+    # would leave the run serving on fewer processes than asked, with nothing to report it.
+    restart: RestartPolicy = WORKER_RESTARTS
 
     def __post_init__(self) -> None:
         if not self.argv or isinstance(self.argv, str):
             raise ValueError(f"WorkerSpec.argv={self.argv!r} must be a non-empty sequence: the program and its args")
         if self.count < 1:
             raise ValueError(f"WorkerSpec.count={self.count!r} must be at least 1 (the extra processes to start)")
-        if not 0 <= self.backoff_initial <= self.backoff_max:
-            raise ValueError(
-                f"WorkerSpec backoff_initial={self.backoff_initial!r} must be >= 0 and <= backoff_max="
-                f"{self.backoff_max!r}"
-            )
         if not self.stop_grace >= 0:
             raise ValueError(f"WorkerSpec.stop_grace={self.stop_grace!r} must be >= 0 seconds")
 
@@ -103,6 +102,7 @@ class WorkerPool:
         self._done = anyio.Event()
         self._running = False
         self._terminated: set[int] = set()
+        self._rng = random.Random()
         self.starts = 0
 
     @property
@@ -121,7 +121,8 @@ class WorkerPool:
             self._done.set()
 
     async def _keep_running(self, index: int) -> None:
-        delay = self._spec.backoff_initial
+        policy = self._spec.restart
+        ledger = FailureLedger()
         while not self._stopping:
             started = time.monotonic()
             proc = await self._spawn(index)
@@ -130,8 +131,9 @@ class WorkerPool:
             self._terminated.discard(proc.pid)  # the pid may be reused, by a new worker too
             if self._stopping:
                 return
-            if time.monotonic() - started >= self._spec.min_uptime:
-                delay = self._spec.backoff_initial  # it ran a good while: this is no crash loop
+            now = time.monotonic()
+            ledger = policy.record_exit(ledger, now=now, uptime=now - started)
+            delay = policy.next_delay(ledger.consecutive, self._rng)
             logger.warning(
                 "worker %d (pid %d) died with %s; restarting in %.1fs",
                 index,
@@ -141,7 +143,6 @@ class WorkerPool:
                 extra={"worker": index, "pid": proc.pid, "returncode": code, "restart_delay": delay},
             )
             await anyio.sleep(delay)
-            delay = min(max(delay * 2, self._spec.backoff_initial), self._spec.backoff_max)
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
         # On the event-loop thread: PR_SET_PDEATHSIG is tied to the thread that forks.

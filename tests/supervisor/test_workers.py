@@ -19,6 +19,7 @@ from fluxlit_supervisor.reaper import ManagedPids
 from fluxlit_supervisor.workers import (
     FDS_ENV,
     INDEX_ENV,
+    WORKER_RESTARTS,
     InheritedSockets,
     WorkerPool,
     WorkerSpec,
@@ -30,10 +31,11 @@ from hypercorn.config import Sockets
 pytestmark = pytest.mark.anyio
 
 WORKER_CHILD = Path(__file__).with_name("worker_child.py")
+FAST_RESTARTS = RestartPolicy(backoff_initial=0.05, backoff_max=0.2, jitter=0.0)
 
 
 def spec(out: Path, *args: str, **overrides: Any) -> WorkerSpec:
-    settings: dict[str, Any] = {"count": 2, "stop_grace": 2.0, "backoff_initial": 0.05, "backoff_max": 0.2}
+    settings: dict[str, Any] = {"count": 2, "stop_grace": 2.0, "restart": FAST_RESTARTS}
     settings.update(overrides)
     return WorkerSpec(argv=[sys.executable, str(WORKER_CHILD), str(out), *args], **settings)
 
@@ -99,8 +101,8 @@ async def test_a_worker_that_dies_is_restarted(tmp_path: Path, eventually: Calla
 
 async def test_backoff_grows_while_a_worker_keeps_dying(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     sockets = listening_sockets()
-    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, backoff_initial=0.05,
-                          backoff_max=0.1)  # fmt: skip
+    restart = RestartPolicy(backoff_initial=0.05, backoff_max=0.1, jitter=0.0)
+    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, restart=restart)
     pool = WorkerPool(crashing, sockets, ManagedPids())
     try:
         async with anyio.create_task_group() as group:
@@ -120,8 +122,8 @@ async def test_a_worker_that_ran_long_enough_restarts_after_the_initial_backoff(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     sockets = listening_sockets()
-    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, backoff_initial=0.05,
-                          backoff_max=0.1, min_uptime=0.0)  # fmt: skip
+    restart = RestartPolicy(backoff_initial=0.05, backoff_max=0.1, jitter=0.0, min_uptime=0.0)
+    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, restart=restart)
     pool = WorkerPool(crashing, sockets, ManagedPids())
     try:
         async with anyio.create_task_group() as group:
@@ -134,6 +136,22 @@ async def test_a_worker_that_ran_long_enough_restarts_after_the_initial_backoff(
         sockets.insecure_sockets[0].close()
     delays = [r.restart_delay for r in caplog.records if hasattr(r, "restart_delay")]
     assert delays[:2] == [0.05, 0.05]
+
+
+async def test_a_worker_is_restarted_past_the_policy_crash_budget(tmp_path: Path) -> None:
+    sockets = listening_sockets()
+    restart = RestartPolicy(backoff_initial=0.01, backoff_max=0.01, jitter=0.0, max_failures=1)
+    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, restart=restart)
+    pool = WorkerPool(crashing, sockets, ManagedPids())
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(pool.run)
+            with anyio.fail_after(20):
+                while pool.starts < 3:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            await pool.stop()
+    finally:
+        sockets.insecure_sockets[0].close()
 
 
 async def test_workers_exiting_after_begin_stop_are_not_restarted(
@@ -261,13 +279,17 @@ def test_worker_environment_names_fds_and_index_and_drops_systemd(monkeypatch: p
     assert "WATCHDOG_USEC" not in env
 
 
+def test_workers_back_off_without_jitter_by_default() -> None:
+    assert WorkerSpec(argv=["x"], count=1).restart == WORKER_RESTARTS
+    assert (WORKER_RESTARTS.backoff_initial, WORKER_RESTARTS.backoff_max, WORKER_RESTARTS.jitter) == (0.5, 10.0, 0.0)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"argv": []}, "argv"),
         ({"argv": "python"}, "argv"),
         ({"count": 0}, "count"),
-        ({"backoff_initial": 2.0, "backoff_max": 1.0}, "backoff_initial"),
         ({"stop_grace": -1.0}, "stop_grace"),
     ],
 )

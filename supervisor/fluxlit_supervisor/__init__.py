@@ -21,6 +21,7 @@ _LAZY = {
     "Restart": "fluxlit_supervisor.policy",
     "RestartPolicy": "fluxlit_supervisor.policy",
     "ServeConfig": "fluxlit_supervisor.serve",
+    "SpawnOptions": "fluxlit_supervisor.process",
     "StateHub": "fluxlit_supervisor.state",
     "StateName": "fluxlit_supervisor.state",
     "SupervisorControl": "fluxlit_supervisor.state",
@@ -32,11 +33,15 @@ _LAZY = {
     "exit_process": "fluxlit_supervisor.process_exit",
     "pdeathsig_preexec": "fluxlit_supervisor.process",
     "pick_free_port": "fluxlit_supervisor.process",
+    "popen_child": "fluxlit_supervisor.process",
     "prestart": "fluxlit_supervisor.early",
     "read_upstream": "fluxlit_supervisor.state_file",
     "run": "fluxlit_supervisor.runner",
     "run_supervised": "fluxlit_supervisor.runner",
     "sd_notify": "fluxlit_supervisor.notify",
+    "spawn_child": "fluxlit_supervisor.process",
+    "stop_process_group": "fluxlit_supervisor.process",
+    "stop_process_group_blocking": "fluxlit_supervisor.process",
     "write_state_file": "fluxlit_supervisor.state_file",
 }
 
@@ -47,7 +52,15 @@ if TYPE_CHECKING:
     from fluxlit_supervisor.memory_budget import MemoryBudget, memory_limit_bytes
     from fluxlit_supervisor.notify import sd_notify
     from fluxlit_supervisor.policy import Decision, FailureLedger, GiveUp, Restart, RestartPolicy
-    from fluxlit_supervisor.process import pdeathsig_preexec, pick_free_port
+    from fluxlit_supervisor.process import (
+        SpawnOptions,
+        pdeathsig_preexec,
+        pick_free_port,
+        popen_child,
+        spawn_child,
+        stop_process_group,
+        stop_process_group_blocking,
+    )
     from fluxlit_supervisor.process_exit import exit_process
     from fluxlit_supervisor.runner import run, run_supervised
     from fluxlit_supervisor.serve import ASGIApp, ServeConfig
@@ -68,6 +81,7 @@ __all__ = [
     "Restart",
     "RestartPolicy",
     "ServeConfig",
+    "SpawnOptions",
     "StateHub",
     "StateName",
     "SupervisorControl",
@@ -79,11 +93,15 @@ __all__ = [
     "memory_limit_bytes",
     "pdeathsig_preexec",
     "pick_free_port",
+    "popen_child",
     "prestart",
     "read_upstream",
     "run",
     "run_supervised",
     "sd_notify",
+    "spawn_child",
+    "stop_process_group",
+    "stop_process_group_blocking",
     "write_state_file",
 ]
 

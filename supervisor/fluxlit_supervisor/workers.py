@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import logging
-import os
 import random
 import signal
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +16,13 @@ import anyio
 from hypercorn.config import Sockets
 
 from fluxlit_supervisor.policy import FailureLedger, RestartPolicy
-from fluxlit_supervisor.process import describe_returncode, pdeathsig_preexec
+from fluxlit_supervisor.process import (
+    SpawnOptions,
+    describe_returncode,
+    signal_group,
+    spawn_child,
+    stop_process_group,
+)
 from fluxlit_supervisor.reaper import ManagedPids
 
 logger = logging.getLogger("supervisor")
@@ -77,16 +81,18 @@ def inherited_sockets(environ: Mapping[str, str]) -> InheritedSockets:
     return InheritedSockets(index, secure, insecure)
 
 
-def worker_environment(spec: WorkerSpec, sockets: Sockets, index: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_ENV}
-    env.update(spec.env)
+def worker_spawn_options(spec: WorkerSpec, sockets: Sockets, index: int) -> SpawnOptions:
+    """How worker `index` starts: its listening fds passed and named in its env, minus systemd's variables."""
     fds = {
         "secure": [s.fileno() for s in sockets.secure_sockets],
         "insecure": [s.fileno() for s in sockets.insecure_sockets],
     }
-    env[FDS_ENV] = json.dumps(fds)
-    env[INDEX_ENV] = str(index)
-    return env
+    return SpawnOptions(
+        env={**spec.env, FDS_ENV: json.dumps(fds), INDEX_ENV: str(index)},
+        unset_env=_SYSTEMD_ENV,
+        cwd=spec.cwd,
+        pass_fds=(*fds["secure"], *fds["insecure"]),
+    )
 
 
 class WorkerPool:
@@ -146,18 +152,9 @@ class WorkerPool:
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
         # On the event-loop thread: PR_SET_PDEATHSIG is tied to the thread that forks.
-        fds = [s.fileno() for s in (*self._sockets.secure_sockets, *self._sockets.insecure_sockets)]
         # Shielded: a stop arriving mid-spawn must still find the new process in `_procs` to stop it.
         with anyio.CancelScope(shield=True), self._managed.spawn_in_progress():
-            proc = await asyncio.create_subprocess_exec(
-                *self._spec.argv,
-                stdin=subprocess.DEVNULL,
-                env=worker_environment(self._spec, self._sockets, index),
-                cwd=self._spec.cwd,
-                pass_fds=fds,
-                start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor, which stops the workers
-                preexec_fn=pdeathsig_preexec(),
-            )
+            proc = await spawn_child(self._spec.argv, worker_spawn_options(self._spec, self._sockets, index))
             self._managed.pids.add(proc.pid)
         self._procs[index] = proc
         self.starts += 1
@@ -171,9 +168,10 @@ class WorkerPool:
         """
         self._stopping = True
         for proc in self._procs.values():
-            if proc.pid not in self._terminated:
+            # Only while unreaped: a reaped pid (and so its group id) may already belong to someone else.
+            if proc.pid not in self._terminated and proc.returncode is None:
                 self._terminated.add(proc.pid)
-                _signal(proc, signal.SIGTERM)
+                signal_group(proc.pid, signal.SIGTERM)
 
     async def stop(self, *, force: bool = False) -> None:
         """SIGTERM (SIGKILL when `force`), wait up to `stop_grace`, SIGKILL the rest, reap all. Shielded."""
@@ -183,32 +181,15 @@ class WorkerPool:
             if self._running:
                 await self._done.wait()
             self.begin_stop()  # after the cancel: a worker spawned meanwhile is signalled too
-            procs = list(self._procs.values())
+            hurry = anyio.Event()
             if force:
+                hurry.set()
+            procs = list(self._procs.values())
+            # SIGTERM went out in begin_stop, once: a second one would make a worker skip its drain.
+            stop = functools.partial(stop_process_group, first_signal=None, hurry=hurry, name="worker")
+            async with anyio.create_task_group() as group:
                 for proc in procs:
-                    _signal(proc, signal.SIGKILL)
-            with anyio.move_on_after(self._spec.stop_grace):
-                for proc in procs:
-                    await proc.wait()
-            for proc in procs:
-                if proc.returncode is None:
-                    logger.warning(
-                        "worker pid %d still running %gs after SIGTERM; sent SIGKILL",
-                        proc.pid,
-                        self._spec.stop_grace,
-                        extra={"pid": proc.pid, "grace": self._spec.stop_grace},
-                    )
-                    _signal(proc, signal.SIGKILL)
-            with anyio.move_on_after(5.0):
-                for proc in procs:
-                    await proc.wait()
+                    group.start_soon(stop, proc, self._spec.stop_grace)
             for proc in procs:
                 if proc.returncode is not None:
                     self._managed.pids.discard(proc.pid)
-
-
-def _signal(proc: asyncio.subprocess.Process, signum: int) -> None:
-    # By PID, and only while unreaped: a reaped pid may already belong to someone else.
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):  # exited between the check and the signal
-            proc.send_signal(signum)

@@ -24,7 +24,7 @@ from fluxlit_supervisor.workers import (
     WorkerPool,
     WorkerSpec,
     inherited_sockets,
-    worker_environment,
+    worker_spawn_options,
 )
 from hypercorn.config import Sockets
 
@@ -265,14 +265,17 @@ def test_inherited_sockets_outside_a_worker_names_the_variables(env: dict[str, s
         inherited_sockets(env)
 
 
-def test_worker_environment_names_fds_and_index_and_drops_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_is_passed_the_fds_named_in_its_environment_without_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATCHDOG_USEC", "1000")
     sockets = listening_sockets()
     try:
-        env = worker_environment(WorkerSpec(argv=["x"], count=1, env={"A": "b"}), sockets, 2)
+        options = worker_spawn_options(WorkerSpec(argv=["x"], count=1, env={"A": "b"}), sockets, 2)
         fd = sockets.insecure_sockets[0].fileno()
     finally:
         sockets.insecure_sockets[0].close()
+    env = options.environment()
+    assert options.pass_fds == (fd,)
+    assert not options.capture_output  # a worker's output goes where the supervisor's goes
     assert json.loads(env[FDS_ENV]) == {"secure": [], "insecure": [fd]}
     assert env[INDEX_ENV] == "2"
     assert env["A"] == "b"

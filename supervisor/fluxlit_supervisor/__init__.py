@@ -20,6 +20,7 @@ _LAZY = {
     "PrestartedChild": "fluxlit_supervisor.early",
     "Restart": "fluxlit_supervisor.policy",
     "RestartPolicy": "fluxlit_supervisor.policy",
+    "RunSpec": "fluxlit_supervisor.runner",
     "ServeConfig": "fluxlit_supervisor.serve",
     "SpawnOptions": "fluxlit_supervisor.process",
     "StateHub": "fluxlit_supervisor.state",
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
         stop_process_group_blocking,
     )
     from fluxlit_supervisor.process_exit import exit_process
-    from fluxlit_supervisor.runner import run, run_supervised
+    from fluxlit_supervisor.runner import RunSpec, run, run_supervised
     from fluxlit_supervisor.serve import ASGIApp, ServeConfig
     from fluxlit_supervisor.state import StateHub, StateName, SupervisorControl, UpstreamState
     from fluxlit_supervisor.state_file import default_state_file_path, read_upstream, write_state_file
@@ -80,6 +81,7 @@ __all__ = [
     "PrestartedChild",
     "Restart",
     "RestartPolicy",
+    "RunSpec",
     "ServeConfig",
     "SpawnOptions",
     "StateHub",

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from fluxlit_supervisor import RestartPolicy, ServeConfig, StateHub, run_supervised
+from fluxlit_supervisor import RestartPolicy, RunSpec, ServeConfig, StateHub, run_supervised
 from fluxlit_supervisor.reaper import ManagedPids
 from fluxlit_supervisor.workers import (
     FDS_ENV,
@@ -232,14 +232,16 @@ async def test_run_supervised_stops_its_workers_and_frees_the_port(
     async def serve() -> None:
         result.append(
             await run_supervised(
-                app,
-                ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=0.5),
-                None,
-                RestartPolicy(),
-                hub,
-                None,
-                install_signal_handlers=False,
-                workers=spec(tmp_path, count=2),
+                RunSpec(
+                    app,
+                    ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=0.5),
+                    None,
+                    RestartPolicy(),
+                    hub,
+                    None,
+                    install_signal_handlers=False,
+                    workers=spec(tmp_path, count=2),
+                )
             )
         )
 

@@ -15,7 +15,7 @@ _LAZY = {
     "Decision": "fluxlit_supervisor.policy",
     "ExitCode": "fluxlit_supervisor.exit_codes",
     "FailureLedger": "fluxlit_supervisor.policy",
-    "MemoryBudget": "fluxlit_supervisor.memory_budget",
+    "MemoryBudget": "fluxlit_supervisor.websocket.memory_budget",
     "GiveUp": "fluxlit_supervisor.policy",
     "PrestartedChild": "fluxlit_supervisor.early",
     "Restart": "fluxlit_supervisor.policy",
@@ -27,10 +27,10 @@ _LAZY = {
     "StateName": "fluxlit_supervisor.state",
     "SupervisorControl": "fluxlit_supervisor.state",
     "UpstreamState": "fluxlit_supervisor.state",
-    "WebSocketLimits": "fluxlit_supervisor.ws_watchdog",
+    "WebSocketLimits": "fluxlit_supervisor.websocket.watchdog",
     "WorkerSpec": "fluxlit_supervisor.workers",
     "default_state_file_path": "fluxlit_supervisor.state_file",
-    "memory_limit_bytes": "fluxlit_supervisor.memory_budget",
+    "memory_limit_bytes": "fluxlit_supervisor.websocket.memory_budget",
     "exit_process": "fluxlit_supervisor.process_exit",
     "pdeathsig_preexec": "fluxlit_supervisor.process",
     "pick_free_port": "fluxlit_supervisor.process",
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
     from fluxlit_supervisor.child import ChildSpec
     from fluxlit_supervisor.early import PrestartedChild, prestart
     from fluxlit_supervisor.exit_codes import ExitCode
-    from fluxlit_supervisor.memory_budget import MemoryBudget, memory_limit_bytes
     from fluxlit_supervisor.notify import sd_notify
     from fluxlit_supervisor.policy import Decision, FailureLedger, GiveUp, Restart, RestartPolicy
     from fluxlit_supervisor.process import (
@@ -67,8 +66,9 @@ if TYPE_CHECKING:
     from fluxlit_supervisor.serve import ASGIApp, ServeConfig
     from fluxlit_supervisor.state import StateHub, StateName, SupervisorControl, UpstreamState
     from fluxlit_supervisor.state_file import default_state_file_path, read_upstream, write_state_file
+    from fluxlit_supervisor.websocket.memory_budget import MemoryBudget, memory_limit_bytes
+    from fluxlit_supervisor.websocket.watchdog import WebSocketLimits
     from fluxlit_supervisor.workers import WorkerSpec
-    from fluxlit_supervisor.ws_watchdog import WebSocketLimits
 
 __all__ = [
     "ASGIApp",

@@ -19,7 +19,7 @@ from fluxlit_supervisor.hypercorn_fixes import (
     guard_websockets,
     release_closed_connections,
 )
-from fluxlit_supervisor.ws_watchdog import WebSocketLimits
+from fluxlit_supervisor.websocket.watchdog import WebSocketLimits
 
 logger = logging.getLogger("supervisor")
 

@@ -205,6 +205,7 @@ class ChildSupervisor:
         try:
             async with anyio.create_task_group() as pumps:
                 for reader, stream in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+                    assert reader is not None  # both are piped: ChildSpec.spawn_options, prestart
                     pumps.start_soon(
                         pump_lines,
                         reader,

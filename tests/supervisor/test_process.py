@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import pytest
@@ -17,6 +18,7 @@ from fluxlit_supervisor.process import (
     describe_returncode,
     pick_free_port,
     popen_child,
+    signal_group,
     spawn_child,
     stop_process_group,
     stop_process_group_blocking,
@@ -166,3 +168,8 @@ def test_a_blocking_stop_of_a_cooperative_child_sends_only_the_first_signal() ->
 def test_an_empty_argv_is_refused_from_sync_code_too() -> None:
     with pytest.raises(ValueError, match="argv is empty"):
         popen_child([], SpawnOptions())
+
+
+def test_signalling_a_group_that_does_not_exist_reports_false() -> None:
+    impossible = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process or group can have it
+    assert signal_group(impossible, 0) is False

@@ -1,7 +1,8 @@
 """One child process group: free port, spawn options with parent-death signal, stop with escalation.
 
-The one place that starts and stops a supervised process: the child, the early child, the workers and the
-product's dev watcher all spawn through `SpawnOptions` and stop through the one stop sequence here.
+The one place that starts and stops a supervised process: the child, the early child and the workers (and any
+user of this package that runs children of its own) spawn through `SpawnOptions` and stop through the one stop
+sequence here, from async code or, blocking, from sync code.
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fluxlit_supervisor.memory_budget import MemoryBudget
 from fluxlit_supervisor.serve import ServeConfig, build_hypercorn_config
-from fluxlit_supervisor.ws_watchdog import WebSocketLimits
+from fluxlit_supervisor.websocket.memory_budget import MemoryBudget
+from fluxlit_supervisor.websocket.watchdog import WebSocketLimits
 from hypercorn.asyncio import serve
 from websockets.asyncio.client import connect
 

@@ -8,10 +8,8 @@ browser's Streamlit client reconnects by itself.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +20,7 @@ from types import FrameType
 from typing import Any
 
 import click
-from fluxlit_supervisor import pdeathsig_preexec
+from fluxlit_supervisor import SpawnOptions, pick_free_port, popen_child, stop_process_group_blocking
 
 from fluxlit.cli.main import serve
 from fluxlit.cli.support import fail, resolve
@@ -34,6 +32,9 @@ POLL_INTERVAL_S = 0.5
 # Editors save in bursts (temp file, rename, format-on-save): wait for the burst to end before restarting.
 DEBOUNCE_S = 0.25
 STOP_GRACE_S = 20.0
+KILL_WAIT_S = 10.0
+# serve's own stop needs a SIGTERM (it stops Streamlit in order): its parent-death signal too.
+SERVE_SPAWN = SpawnOptions(death_signal=signal.SIGTERM)
 WATCHED_SUFFIXES = (".py",)
 WATCHED_NAMES = ("fluxlit.toml", "pyproject.toml")
 SKIPPED_DIRS = {"__pycache__", "node_modules", "site-packages", "build", "dist", "venv", "env"}
@@ -109,28 +110,15 @@ class DevRunner:
         self.wake.set()
 
     def start_child(self) -> None:
-        self.child = subprocess.Popen(
-            self.serve_argv,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=pdeathsig_preexec(signal.SIGTERM),
-        )
+        self.child = popen_child(self.serve_argv, SERVE_SPAWN)
 
     def stop_child(self, signum: int = signal.SIGTERM) -> int | None:
         """Signal the child's process group, wait (bounded), SIGKILL what is left; returns its exit code."""
-        child = self.child
-        if child is None:
+        if self.child is None:
             return None
-        if child.poll() is None:
-            _signal_group(child.pid, signum)
-            try:
-                child.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                _log(f"serve (pid {child.pid}) did not stop within {STOP_GRACE_S:.0f}s: killing it")
-                _signal_group(child.pid, signal.SIGKILL)
-                child.wait(timeout=10)
-        _signal_group(child.pid, signal.SIGKILL)  # stragglers that left serve's control, if any
-        return child.returncode
+        return stop_process_group_blocking(
+            self.child, STOP_GRACE_S, first_signal=signum, kill_wait=KILL_WAIT_S, on_kill=_report_kill
+        )
 
     def run(self) -> int:
         before = snapshot(self.roots)
@@ -165,10 +153,8 @@ class DevRunner:
         return 0 if code is None else _exit_status(code)
 
 
-def _signal_group(pgid: int, signum: int) -> None:
-    # ESRCH: the group is gone; EPERM: only a zombie remains.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
+def _report_kill(pid: int, grace: float, forced: bool) -> None:
+    _log(f"serve (pid {pid}) did not stop within {grace:.0f}s: killing it")
 
 
 def _exit_status(returncode: int) -> int:
@@ -180,9 +166,7 @@ def _concrete_port_args(settings: Any) -> list[str]:
     """Port 0 means any: choose one now so every restart serves on the same port."""
     if settings.binds or settings.port != 0:
         return []
-    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
-        probe.bind((settings.host, 0))
-        return ["--port", str(probe.getsockname()[1])]
+    return ["--port", str(pick_free_port(settings.host))]
 
 
 @click.command(

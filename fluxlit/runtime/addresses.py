@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+from fluxlit_supervisor import pick_free_port
 
 from fluxlit.config.settings import Settings
 from fluxlit.config.sources import replace
@@ -13,13 +13,7 @@ def with_concrete_port(settings: Settings, chosen: int | None = None) -> Setting
     """Port 0 means "any": pick one now (or keep the one `chosen` earlier) so the child's API base can name it."""
     if settings.binds or settings.port != 0:
         return settings
-    return replace(settings, port=chosen or free_port(settings.host))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    return replace(settings, port=chosen or pick_free_port(settings.host))
 
 
 def public_binds(settings: Settings) -> tuple[str, ...]:

@@ -87,7 +87,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _exit_on_early_signal)
     # Only after the handler: the supervisor's runner brings hypercorn and anyio, ServePlan the gateway's
     # modules (python -X importtime: ~0.2 s together before the target's own imports).
-    from fluxlit_supervisor import RestartPolicy, StateHub, run
+    from fluxlit_supervisor import RunSpec, StateHub, run
     from fluxlit_supervisor.workers import inherited_sockets
 
     from fluxlit.observability.logs import bind_process_fields, configure_logging, get_logger
@@ -110,7 +110,7 @@ def main() -> int:
         hypercorn_options={**plan.serve.hypercorn_options, "insecure_bind": list(sockets.insecure) if tls else []},
     )
     get_logger("fluxlit").info("fluxlit.worker_starting", worker=sockets.index, pid=os.getpid())
-    return int(run(plan.gateway, serve, None, RestartPolicy(), hub, None, before_stop=plan.before_stop))
+    return int(run(RunSpec(app=plan.gateway, serve=serve, hub=hub, before_stop=plan.before_stop)))
 
 
 if __name__ == "__main__":  # pragma: no cover - the supervisor runs this module with -m; main() is tested

@@ -51,22 +51,21 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: Early
         ws_ping_interval_s=settings.ws_ping_interval_s,
         ws_reassembly_budget_bytes=plan.reassembly_budget.limit,
     )
-    from fluxlit_supervisor import run  # the runner with hypercorn, ~0.1 s: see the imports above
+    from fluxlit_supervisor import RunSpec, run  # the runner with hypercorn, ~0.1 s: see the imports above
 
-    return int(
-        run(
-            plan.gateway,
-            plan.serve,
-            plan.child,
-            plan.policy,
-            plan.hub,
-            plan.state_file,
-            on_child_output=plan.on_child_output,
-            before_stop=plan.before_stop,
-            prestarted=early.child if early is not None else None,
-            workers=worker_spec(configured, plan.state_file) if settings.workers > 1 else None,
-        )
+    spec = RunSpec(
+        app=plan.gateway,
+        serve=plan.serve,
+        child=plan.child,
+        policy=plan.policy,
+        hub=plan.hub,
+        state_file=plan.state_file,
+        on_child_output=plan.on_child_output,
+        before_stop=plan.before_stop,
+        prestarted=early.child if early is not None else None,
+        workers=worker_spec(configured, plan.state_file) if settings.workers > 1 else None,
     )
+    return int(run(spec))
 
 
 # A worker's drain takes graceful_timeout plus the supervisor's own margins (cancel, wind-down).

@@ -20,6 +20,7 @@ from fluxlit_supervisor import (
     WebSocketLimits,
     default_state_file_path,
     memory_limit_bytes,
+    pick_free_port,
 )
 
 from fluxlit.config.settings import Settings
@@ -30,7 +31,7 @@ from fluxlit.observability.access import AccessObserver
 from fluxlit.observability.bridges import ChildStateMetrics, MetricsProxyHooks
 from fluxlit.observability.logs import get_logger
 from fluxlit.observability.metrics import GatewayMetrics
-from fluxlit.runtime.addresses import free_port, public_binds
+from fluxlit.runtime.addresses import public_binds
 from fluxlit.runtime.hypercorn_options import hypercorn_options
 from fluxlit.runtime.streamlit_child import streamlit_child_spec
 from fluxlit.streamlit.command import streamlit_max_message_bytes
@@ -94,7 +95,7 @@ def build_serve_plan(
         generation=from_hub.generation if upstream is None else (lambda: status().generation),
     )
     # Under TLS, pages call the API over a private plain-HTTP loopback bind: no certificate to trust.
-    loopback_port = free_port() if settings.certfile and has_ui else None
+    loopback_port = pick_free_port("127.0.0.1") if settings.certfile and has_ui else None
     return ServePlan(
         settings=settings,
         hub=hub,

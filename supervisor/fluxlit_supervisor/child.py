@@ -18,10 +18,11 @@ from fluxlit_supervisor.policy import FailureLedger, GiveUp, RestartPolicy, Unif
 from fluxlit_supervisor.probe import probe_http
 from fluxlit_supervisor.process import (
     ChildProcess,
+    SpawnOptions,
     describe_returncode,
     pick_free_port,
     spawn_child,
-    terminate_process_group,
+    stop_process_group,
 )
 from fluxlit_supervisor.reaper import ManagedPids
 from fluxlit_supervisor.state import StateName, UpstreamState
@@ -52,6 +53,10 @@ class ChildSpec:
     health_interval: float = 2.0
     health_failures: int = 2
     name: str = "child"
+
+    def spawn_options(self) -> SpawnOptions:
+        """How each generation is started: its output piped to the supervisor, its environment over ours."""
+        return SpawnOptions(env=self.env, cwd=self.cwd, capture_output=True)
 
     def started(self, early: PrestartedChild) -> bool:
         """Whether `early` runs exactly the command this spec would start on its port."""
@@ -188,7 +193,7 @@ class ChildSupervisor:
             try:
                 # Shielded: a cancel landing between fork and our hold on `proc` would orphan the child.
                 with self._managed.spawn_in_progress(), anyio.CancelScope(shield=True):
-                    proc = await spawn_child(argv, spec.env, spec.cwd)
+                    proc = await spawn_child(argv, spec.spawn_options())
             except OSError as exc:
                 return RunOutcome(became_ready=False, uptime=0.0, reason=f"could not run {argv[0]!r}: {exc}")
             started = {}
@@ -200,6 +205,7 @@ class ChildSupervisor:
         try:
             async with anyio.create_task_group() as pumps:
                 for reader, stream in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+                    assert reader is not None  # both are piped: ChildSpec.spawn_options, prestart
                     pumps.start_soon(
                         pump_lines,
                         reader,
@@ -210,10 +216,10 @@ class ChildSupervisor:
                         tail if stream == "stderr" else None,
                     )
                 outcome = await self._lifecycle(proc)
-                await terminate_process_group(proc, self._spec.stop_grace, hurry=self._hurry)
+                await stop_process_group(proc, spec.stop_grace, hurry=self._hurry, name=spec.name)
                 pumps.cancel_scope.deadline = anyio.current_time() + _DRAIN_OUTPUT_TIMEOUT
         finally:
-            await terminate_process_group(proc, self._spec.stop_grace, hurry=self._hurry)
+            await stop_process_group(proc, spec.stop_grace, hurry=self._hurry, name=spec.name)
             self._managed.pids.discard(proc.pid)
         return RunOutcome(
             became_ready=outcome.became_ready,

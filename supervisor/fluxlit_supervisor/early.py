@@ -1,8 +1,8 @@
 """A child started before the event loop runs, so it boots while the parent still imports; supervision adopts it.
 
 Only the standard library is imported here: the point is to fork before the parent's slow imports. The child is
-spawned exactly as `spawn_child` does it (own session, parent-death signal, stdin from /dev/null, piped output)
-and its exit is watched through a pidfd, so nothing but this object ever reaps it.
+spawned with the `SpawnOptions` a `ChildSpec` gives (own session, parent-death signal, stdin from /dev/null, piped
+output) and its exit is watched through a pidfd, so nothing but this object ever reaps it.
 """
 
 from __future__ import annotations
@@ -10,21 +10,24 @@ from __future__ import annotations
 import logging
 import os
 import select
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from fluxlit_supervisor.process import group_exists, pdeathsig_preexec, pick_free_port, signal_group
+from fluxlit_supervisor.process import (
+    SpawnOptions,
+    pick_free_port,
+    popen_child,
+    stop_process_group,
+    stop_process_group_blocking,
+)
 
 if TYPE_CHECKING:
     import asyncio
 
 logger = logging.getLogger("supervisor")
-
-_KILL_WAIT = 5.0
 
 
 def pidfds_work() -> bool:
@@ -53,19 +56,7 @@ def prestart(
         return None
     port = pick_free_port(host)
     command = tuple(argv(port))
-    if not command:
-        raise ValueError("the child argv is empty: ChildSpec.argv(port) must return the program and its args")
-    popen = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **env},
-        cwd=cwd,
-        start_new_session=True,
-        preexec_fn=pdeathsig_preexec(),
-        bufsize=0,
-    )
+    popen = popen_child(command, SpawnOptions(env=env, cwd=cwd, capture_output=True))
     return PrestartedChild(command, dict(env), cwd, host, port, popen, os.pidfd_open(popen.pid))
 
 
@@ -160,26 +151,20 @@ class PrestartedChild:
 
     async def terminate(self, grace: float) -> int | None:
         """Stop the child's group from async code: SIGTERM, SIGKILL after `grace`, reaped."""
-        from fluxlit_supervisor.process import terminate_process_group
-
         await self.attach()
-        return await terminate_process_group(self, grace)
+        return await stop_process_group(self, grace)
 
     def stop(self, grace: float = 5.0) -> int | None:
         """Stop it from sync code, blocking: SIGTERM to the group, SIGKILL after `grace`, reaped. Idempotent."""
-        if self.poll() is None:
-            signal_group(self.pid, signal.SIGTERM)
-            self._wait_blocking(grace)
-        if self.poll() is None or group_exists(self.pid):
-            signal_group(self.pid, signal.SIGKILL)
-            self._wait_blocking(_KILL_WAIT)
+        stop_process_group_blocking(self, grace)
         if self._loop is None:  # once attached, the loop's pipe transports own (and close) the pipes
             for pipe in (self._popen.stdout, self._popen.stderr):
                 if pipe is not None:
                     pipe.close()
         return self._returncode
 
-    def _wait_blocking(self, timeout: float) -> None:
+    def wait_blocking(self, timeout: float) -> None:
+        """Block until the child exits (reaping it) or `timeout` seconds pass."""
         deadline = time.monotonic() + timeout
         while self.poll() is None and self._pidfd is not None:
             remaining = deadline - time.monotonic()

@@ -34,9 +34,9 @@ from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 from wsproto.events import CloseConnection, Message, Ping
 
-from fluxlit_supervisor.memory_budget import MemoryBudget
-from fluxlit_supervisor.ws_frames import FrameLengthScanner
-from fluxlit_supervisor.ws_watchdog import (
+from fluxlit_supervisor.websocket.frames import FrameLengthScanner
+from fluxlit_supervisor.websocket.memory_budget import MemoryBudget
+from fluxlit_supervisor.websocket.watchdog import (
     MESSAGE_TOO_BIG,
     SendClose,
     SendPing,
@@ -165,7 +165,7 @@ def _hypercorn_version() -> str:
 # - a frame announcing 2**40 bytes is refused only once the limit's worth of its payload has arrived.
 # - a partial message may wait forever for its next fragment.
 # The patch wraps two WSStream methods and swaps each stream's buffer; it does nothing for a Config without
-# `websocket_limits`. Pings come from one watchdog task per stream (ws_watchdog.py), which ends
+# `websocket_limits`. Pings come from one watchdog task per stream (websocket/watchdog.py), which ends
 # with the stream; hypercorn's own `websocket_ping_interval` stays None.
 
 WEBSOCKET_VERIFIED_VERSIONS = ("0.18.0",)

@@ -62,7 +62,7 @@ def log_child_output(stream: str, line: str, pid: int, generation: int) -> None:
 
 
 async def pump_lines(
-    reader: asyncio.StreamReader | None,
+    reader: asyncio.StreamReader,
     stream: str,
     pid: int,
     generation: int,
@@ -70,8 +70,6 @@ async def pump_lines(
     tail: deque[str] | None = None,
 ) -> None:
     """Read `reader` to EOF, passing each line to `sink` (and keeping the last ones in `tail`)."""
-    if reader is None:
-        return
     splitter = LineSplitter()
     while True:
         data = await reader.read(_READ_SIZE)

@@ -1,7 +1,13 @@
-"""One child process group: free port, spawn with parent-death signal, terminate with escalation."""
+"""One child process group: free port, spawn options with parent-death signal, stop with escalation.
+
+The one place that starts and stops a supervised process: the child, the early child and the workers (and any
+user of this package that runs children of its own) spawn through `SpawnOptions` and stop through the one stop
+sequence here, from async code or, blocking, from sync code.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -11,8 +17,10 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 if TYPE_CHECKING:  # asyncio and anyio load on first use: `supervisor.early` spawns before they are imported
     import asyncio
@@ -23,6 +31,7 @@ logger = logging.getLogger("supervisor")
 
 _PR_SET_PDEATHSIG = 1
 _GROUP_POLL_INTERVAL = 0.05
+_KILL_WAIT = 5.0  # for the kernel to deliver a SIGKILL and the leader to be reaped
 
 
 class ChildProcess(Protocol):
@@ -44,7 +53,10 @@ class ChildProcess(Protocol):
 
 
 def pick_free_port(host: str) -> int:
-    """Ask the kernel for a free port on `host` (bind :0, read, close); racy by nature, so callers verify."""
+    """A port free on `host` now, from the kernel (bind :0, read, close): racy by nature, so callers verify the bind.
+
+    Exported so that users of this package pick ports the same way instead of writing their own.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -98,25 +110,74 @@ def pdeathsig_preexec(signum: int = signal.SIGKILL) -> Callable[[], None] | None
     return preexec
 
 
-async def spawn_child(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> asyncio.subprocess.Process:
-    """Start argv in a new session (own process group) with piped output and stdin from /dev/null.
+class PopenArguments(TypedDict):
+    """`SpawnOptions` as keyword arguments of `subprocess.Popen` (and so of `asyncio.create_subprocess_exec`)."""
+
+    stdin: int
+    stdout: int | None
+    stderr: int | None
+    env: dict[str, str]
+    cwd: str | None
+    pass_fds: tuple[int, ...]
+    start_new_session: bool
+    preexec_fn: Callable[[], None] | None
+
+
+@dataclass(frozen=True)
+class SpawnOptions:
+    """How every supervised process starts: its own session, stdin from /dev/null, a parent-death signal.
+
+    Its own session (and so its own process group, whose id is its pid) lets a stop reach its children too, and
+    keeps a terminal's Ctrl-C for the supervisor, which then stops the group in order.
+    """
+
+    env: Mapping[str, str] = field(default_factory=dict)  # set on top of this process's environment
+    unset_env: tuple[str, ...] = ()  # names removed from this process's environment first
+    cwd: str | None = None
+    capture_output: bool = False  # stdout and stderr piped to us; otherwise inherited
+    pass_fds: tuple[int, ...] = ()
+    death_signal: int = signal.SIGKILL  # see pdeathsig_preexec
+
+    def environment(self) -> dict[str, str]:
+        """The child's whole environment: ours without `unset_env`, then `env` on top."""
+        environment = {name: value for name, value in os.environ.items() if name not in self.unset_env}
+        environment.update(self.env)
+        return environment
+
+    def popen_arguments(self) -> PopenArguments:
+        """Keyword arguments for `subprocess.Popen` and `asyncio.create_subprocess_exec` alike."""
+        output = subprocess.PIPE if self.capture_output else None
+        return {
+            "stdin": subprocess.DEVNULL,  # a child that prompts (Streamlit's first-run email) would wait forever
+            "stdout": output,
+            "stderr": output,
+            "env": self.environment(),
+            "cwd": self.cwd,
+            "pass_fds": self.pass_fds,
+            "start_new_session": True,
+            "preexec_fn": pdeathsig_preexec(self.death_signal),
+        }
+
+
+async def spawn_child(argv: Sequence[str], options: SpawnOptions) -> asyncio.subprocess.Process:
+    """Start argv as `options` say, on the running event loop.
 
     Must run on the event-loop thread: PR_SET_PDEATHSIG is tied to the thread that forks.
     """
     import asyncio
 
+    return await asyncio.create_subprocess_exec(*_program(argv), **options.popen_arguments())
+
+
+def popen_child(argv: Sequence[str], options: SpawnOptions) -> subprocess.Popen[bytes]:
+    """Start argv as `options` say, from sync code; piped output is unbuffered, so an event loop can adopt it."""
+    return subprocess.Popen(_program(argv), bufsize=0, **options.popen_arguments())
+
+
+def _program(argv: Sequence[str]) -> tuple[str, ...]:
     if not argv:
         raise ValueError("the child argv is empty: ChildSpec.argv(port) must return the program and its args")
-    return await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **env},
-        cwd=cwd,
-        start_new_session=True,
-        preexec_fn=pdeathsig_preexec(),
-    )
+    return tuple(argv)
 
 
 def signal_group(pgid: int, signum: int) -> bool:
@@ -140,50 +201,161 @@ def group_exists(pgid: int) -> bool:
     return True
 
 
-async def terminate_process_group(
-    proc: ChildProcess,
+KillNotice = Callable[[int, float, bool], None]
+"""Told (pid, grace, forced) when a group had to be SIGKILLed."""
+
+
+class BlockingChild(Protocol):
+    """What a stop from sync code needs of a child: reap it without blocking, and wait for its exit a while."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait_blocking(self, timeout: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class _AwaitGroup:
+    """Wait until the leader has exited and its group is empty, at most `timeout` seconds (less when hurried)."""
+
+    timeout: float
+
+
+@dataclass(frozen=True)
+class _AwaitLeader:
+    """Wait until the leader has exited, at most `timeout` seconds."""
+
+    timeout: float
+
+
+def _stop_steps(
+    pgid: int,
+    returncode: Callable[[], int | None],
     grace: float,
     *,
-    hurry: anyio.Event | None = None,
-    kill_wait: float = 5.0,
-) -> int | None:
-    """SIGTERM the child's group, SIGKILL it after `grace` (or once `hurry` is set), always reap the leader.
-
-    Shielded from cancellation: a stop must never leave the child behind.
+    first_signal: int | None,
+    forced: Callable[[], bool],
+    kill_wait: float,
+    on_kill: KillNotice,
+) -> Generator[_AwaitGroup | _AwaitLeader, None, None]:
+    """The one stop sequence; its drivers (`stop_process_group`, `stop_process_group_blocking`) do the waits.
 
     The group id is the leader's pid (start_new_session); a pid cannot be reused while its group exists,
     so signalling the group after the leader is reaped only reaches its leftover members.
+    """
+    if first_signal is not None and returncode() is None:
+        signal_group(pgid, first_signal)
+    # Members may outlive the leader (Streamlit's own children): they share the rest of the grace.
+    yield _AwaitGroup(max(grace, 0.0))
+    if (returncode() is None or group_exists(pgid)) and signal_group(pgid, signal.SIGKILL):
+        on_kill(pgid, grace, forced())
+    if returncode() is None:
+        yield _AwaitLeader(kill_wait)
+        if returncode() is None:
+            logger.error(
+                "pid %d survived SIGKILL for %.1fs (uninterruptible sleep?)", pgid, kill_wait, extra={"pid": pgid}
+            )
+
+
+def _kill_logger(name: str) -> KillNotice:
+    def notice(pid: int, grace: float, forced: bool) -> None:
+        logger.warning(
+            "%s (pid %d) still running %s; sent SIGKILL to its group",
+            name,
+            pid,
+            "on a forced stop" if forced else f"{grace:g}s after SIGTERM",
+            extra={"pid": pid, "grace": grace, "forced": forced},
+        )
+
+    return notice
+
+
+async def stop_process_group(
+    proc: ChildProcess,
+    grace: float,
+    *,
+    first_signal: int | None = signal.SIGTERM,
+    hurry: anyio.Event | None = None,
+    kill_wait: float = _KILL_WAIT,
+    name: str = "child",
+    on_kill: KillNotice | None = None,
+) -> int | None:
+    """Stop the child's group: `first_signal`, SIGKILL after `grace` (or once `hurry` is set), the leader reaped.
+
+    `first_signal` None means it was sent already (a second SIGTERM can make a server skip its drain). Returns
+    the exit code, None when the leader could not be reaped. Shielded: a stop must never leave the child behind.
     """
     import anyio
 
     from fluxlit_supervisor.concurrency import first_of
 
-    pgid = proc.pid
+    def hurried() -> bool:
+        return hurry is not None and hurry.is_set()
+
+    steps = _stop_steps(
+        proc.pid,
+        lambda: proc.returncode,
+        grace,
+        first_signal=first_signal,
+        forced=hurried,
+        kill_wait=kill_wait,
+        on_kill=on_kill or _kill_logger(name),
+    )
     with anyio.CancelScope(shield=True):
-        if proc.returncode is None:
-            signal_group(pgid, signal.SIGTERM)
-        with anyio.move_on_after(max(grace, 0.0)):
-            await first_of(proc.wait, hurry.wait if hurry is not None else anyio.sleep_forever)
-            # Members may outlive the leader (Streamlit's own children): they share the rest of the grace.
-            # No event exists for "the group is empty": poll it.
-            while group_exists(pgid) and not (hurry is not None and hurry.is_set()):  # noqa: ASYNC110
-                await anyio.sleep(_GROUP_POLL_INTERVAL)
-        still_there = proc.returncode is None or group_exists(pgid)
-        if still_there and signal_group(pgid, signal.SIGKILL):
-            hurried = hurry is not None and hurry.is_set()
-            logger.warning(
-                "child group still running %s; sent SIGKILL",
-                "on a forced stop" if hurried else f"{grace:g}s after SIGTERM",
-                extra={"pid": proc.pid, "grace": grace, "forced": hurried},
-            )
-        if proc.returncode is None:
-            with anyio.move_on_after(kill_wait):
-                await proc.wait()
-            if proc.returncode is None:
-                logger.error(
-                    "child pid %d survived SIGKILL for %.1fs (uninterruptible sleep?)",
-                    proc.pid,
-                    kill_wait,
-                    extra={"pid": proc.pid},
-                )
+        for step in steps:
+            with anyio.move_on_after(step.timeout):
+                if isinstance(step, _AwaitLeader):
+                    await proc.wait()
+                    continue
+                await first_of(proc.wait, hurry.wait if hurry is not None else anyio.sleep_forever)
+                # No event exists for "the group is empty": poll it.
+                while group_exists(proc.pid) and not hurried():  # noqa: ASYNC110
+                    await anyio.sleep(_GROUP_POLL_INTERVAL)
     return proc.returncode
+
+
+def stop_process_group_blocking(
+    proc: BlockingChild | subprocess.Popen[bytes],
+    grace: float,
+    *,
+    first_signal: int | None = signal.SIGTERM,
+    kill_wait: float = _KILL_WAIT,
+    name: str = "child",
+    on_kill: KillNotice | None = None,
+) -> int | None:
+    """`stop_process_group` for sync code, blocking: the same signals, grace and reaping, without a hurry."""
+    child = _BlockingPopen(proc) if isinstance(proc, subprocess.Popen) else proc
+    steps = _stop_steps(
+        child.pid,
+        child.poll,
+        grace,
+        first_signal=first_signal,
+        forced=lambda: False,
+        kill_wait=kill_wait,
+        on_kill=on_kill or _kill_logger(name),
+    )
+    for step in steps:
+        deadline = time.monotonic() + step.timeout
+        child.wait_blocking(step.timeout)
+        if isinstance(step, _AwaitGroup):
+            while group_exists(child.pid) and time.monotonic() < deadline:
+                time.sleep(_GROUP_POLL_INTERVAL)
+    return child.poll()
+
+
+class _BlockingPopen:
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def poll(self) -> int | None:
+        return self._popen.poll()
+
+    def wait_blocking(self, timeout: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)

@@ -19,7 +19,7 @@ from fluxlit_supervisor.hypercorn_fixes import (
     guard_websockets,
     release_closed_connections,
 )
-from fluxlit_supervisor.ws_watchdog import WebSocketLimits
+from fluxlit_supervisor.websocket.watchdog import WebSocketLimits
 
 logger = logging.getLogger("supervisor")
 
@@ -82,9 +82,9 @@ def build_hypercorn_config(serve: ServeConfig) -> Config:
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     # We own the drain deadline (hypercorn's is reported ignored on Python 3.12+,
-    # https://github.com/pgjones/hypercorn/issues/308): the runner cancels
+    # https://github.com/pgjones/hypercorn/issues/308): the stop (shutdown.py) cancels
     # what still runs when it passes. hypercorn's own timer starts only at its shutdown trigger, after the
-    # runner's before_stop, so set once here it always expires after ours: a backstop, never the deadline.
+    # stop's before_stop, so set once here it always expires after ours: a backstop, never the deadline.
     config.graceful_timeout = serve.graceful_timeout + HYPERCORN_DRAIN_MARGIN
     for name, value in serve.hypercorn_options.items():
         if name.startswith("_") or not hasattr(config, name):

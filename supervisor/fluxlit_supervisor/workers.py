@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import logging
-import os
+import random
 import signal
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,14 @@ from dataclasses import dataclass, field
 import anyio
 from hypercorn.config import Sockets
 
-from fluxlit_supervisor.process import describe_returncode, pdeathsig_preexec
+from fluxlit_supervisor.policy import FailureLedger, RestartPolicy
+from fluxlit_supervisor.process import (
+    SpawnOptions,
+    describe_returncode,
+    signal_group,
+    spawn_child,
+    stop_process_group,
+)
 from fluxlit_supervisor.reaper import ManagedPids
 
 logger = logging.getLogger("supervisor")
@@ -26,6 +32,8 @@ FDS_ENV = "SUPERVISOR_WORKER_FDS"
 INDEX_ENV = "SUPERVISOR_WORKER_INDEX"
 # A worker must not talk to systemd: READY=1, STATUS= and the watchdog belong to the supervisor.
 _SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+# A worker that ran min_uptime before dying restarts after backoff_initial again; no jitter, workers are few.
+WORKER_RESTARTS = RestartPolicy(backoff_initial=0.5, backoff_max=10.0, jitter=0.0, min_uptime=10.0)
 
 
 @dataclass(frozen=True)
@@ -37,20 +45,15 @@ class WorkerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     stop_grace: float = 10.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 10.0
-    min_uptime: float = 10.0  # a worker that ran this long before dying restarts after backoff_initial again
+    # Workers always restart: of the policy only the backoff (and min_uptime, which resets it) applies. Giving up
+    # would leave the run serving on fewer processes than asked, with nothing to report it.
+    restart: RestartPolicy = WORKER_RESTARTS
 
     def __post_init__(self) -> None:
         if not self.argv or isinstance(self.argv, str):
             raise ValueError(f"WorkerSpec.argv={self.argv!r} must be a non-empty sequence: the program and its args")
         if self.count < 1:
             raise ValueError(f"WorkerSpec.count={self.count!r} must be at least 1 (the extra processes to start)")
-        if not 0 <= self.backoff_initial <= self.backoff_max:
-            raise ValueError(
-                f"WorkerSpec backoff_initial={self.backoff_initial!r} must be >= 0 and <= backoff_max="
-                f"{self.backoff_max!r}"
-            )
         if not self.stop_grace >= 0:
             raise ValueError(f"WorkerSpec.stop_grace={self.stop_grace!r} must be >= 0 seconds")
 
@@ -78,16 +81,18 @@ def inherited_sockets(environ: Mapping[str, str]) -> InheritedSockets:
     return InheritedSockets(index, secure, insecure)
 
 
-def worker_environment(spec: WorkerSpec, sockets: Sockets, index: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_ENV}
-    env.update(spec.env)
+def worker_spawn_options(spec: WorkerSpec, sockets: Sockets, index: int) -> SpawnOptions:
+    """How worker `index` starts: its listening fds passed and named in its env, minus systemd's variables."""
     fds = {
         "secure": [s.fileno() for s in sockets.secure_sockets],
         "insecure": [s.fileno() for s in sockets.insecure_sockets],
     }
-    env[FDS_ENV] = json.dumps(fds)
-    env[INDEX_ENV] = str(index)
-    return env
+    return SpawnOptions(
+        env={**spec.env, FDS_ENV: json.dumps(fds), INDEX_ENV: str(index)},
+        unset_env=_SYSTEMD_ENV,
+        cwd=spec.cwd,
+        pass_fds=(*fds["secure"], *fds["insecure"]),
+    )
 
 
 class WorkerPool:
@@ -103,6 +108,7 @@ class WorkerPool:
         self._done = anyio.Event()
         self._running = False
         self._terminated: set[int] = set()
+        self._rng = random.Random()
         self.starts = 0
 
     @property
@@ -121,7 +127,8 @@ class WorkerPool:
             self._done.set()
 
     async def _keep_running(self, index: int) -> None:
-        delay = self._spec.backoff_initial
+        policy = self._spec.restart
+        ledger = FailureLedger()
         while not self._stopping:
             started = time.monotonic()
             proc = await self._spawn(index)
@@ -130,8 +137,9 @@ class WorkerPool:
             self._terminated.discard(proc.pid)  # the pid may be reused, by a new worker too
             if self._stopping:
                 return
-            if time.monotonic() - started >= self._spec.min_uptime:
-                delay = self._spec.backoff_initial  # it ran a good while: this is no crash loop
+            now = time.monotonic()
+            ledger = policy.record_exit(ledger, now=now, uptime=now - started)
+            delay = policy.next_delay(ledger.consecutive, self._rng)
             logger.warning(
                 "worker %d (pid %d) died with %s; restarting in %.1fs",
                 index,
@@ -141,22 +149,12 @@ class WorkerPool:
                 extra={"worker": index, "pid": proc.pid, "returncode": code, "restart_delay": delay},
             )
             await anyio.sleep(delay)
-            delay = min(max(delay * 2, self._spec.backoff_initial), self._spec.backoff_max)
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
         # On the event-loop thread: PR_SET_PDEATHSIG is tied to the thread that forks.
-        fds = [s.fileno() for s in (*self._sockets.secure_sockets, *self._sockets.insecure_sockets)]
         # Shielded: a stop arriving mid-spawn must still find the new process in `_procs` to stop it.
         with anyio.CancelScope(shield=True), self._managed.spawn_in_progress():
-            proc = await asyncio.create_subprocess_exec(
-                *self._spec.argv,
-                stdin=subprocess.DEVNULL,
-                env=worker_environment(self._spec, self._sockets, index),
-                cwd=self._spec.cwd,
-                pass_fds=fds,
-                start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor, which stops the workers
-                preexec_fn=pdeathsig_preexec(),
-            )
+            proc = await spawn_child(self._spec.argv, worker_spawn_options(self._spec, self._sockets, index))
             self._managed.pids.add(proc.pid)
         self._procs[index] = proc
         self.starts += 1
@@ -170,9 +168,10 @@ class WorkerPool:
         """
         self._stopping = True
         for proc in self._procs.values():
-            if proc.pid not in self._terminated:
+            # Only while unreaped: a reaped pid (and so its group id) may already belong to someone else.
+            if proc.pid not in self._terminated and proc.returncode is None:
                 self._terminated.add(proc.pid)
-                _signal(proc, signal.SIGTERM)
+                signal_group(proc.pid, signal.SIGTERM)
 
     async def stop(self, *, force: bool = False) -> None:
         """SIGTERM (SIGKILL when `force`), wait up to `stop_grace`, SIGKILL the rest, reap all. Shielded."""
@@ -182,32 +181,15 @@ class WorkerPool:
             if self._running:
                 await self._done.wait()
             self.begin_stop()  # after the cancel: a worker spawned meanwhile is signalled too
-            procs = list(self._procs.values())
+            hurry = anyio.Event()
             if force:
+                hurry.set()
+            procs = list(self._procs.values())
+            # SIGTERM went out in begin_stop, once: a second one would make a worker skip its drain.
+            stop = functools.partial(stop_process_group, first_signal=None, hurry=hurry, name="worker")
+            async with anyio.create_task_group() as group:
                 for proc in procs:
-                    _signal(proc, signal.SIGKILL)
-            with anyio.move_on_after(self._spec.stop_grace):
-                for proc in procs:
-                    await proc.wait()
-            for proc in procs:
-                if proc.returncode is None:
-                    logger.warning(
-                        "worker pid %d still running %gs after SIGTERM; sent SIGKILL",
-                        proc.pid,
-                        self._spec.stop_grace,
-                        extra={"pid": proc.pid, "grace": self._spec.stop_grace},
-                    )
-                    _signal(proc, signal.SIGKILL)
-            with anyio.move_on_after(5.0):
-                for proc in procs:
-                    await proc.wait()
+                    group.start_soon(stop, proc, self._spec.stop_grace)
             for proc in procs:
                 if proc.returncode is not None:
                     self._managed.pids.discard(proc.pid)
-
-
-def _signal(proc: asyncio.subprocess.Process, signum: int) -> None:
-    # By PID, and only while unreaped: a reaped pid may already belong to someone else.
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):  # exited between the check and the signal
-            proc.send_signal(signum)

@@ -57,3 +57,12 @@ async def test_pulse_fires_once_per_consume() -> None:
     with anyio.move_on_after(0.05) as scope:
         await pulse.wait()
     assert scope.cancelled_caught
+
+
+@pytest.mark.anyio
+async def test_first_of_cancelled_from_outside_lets_the_cancellation_through() -> None:
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await first_of(anyio.sleep_forever)
+        pytest.fail("first_of returned under a cancelled scope")
+    assert scope.cancelled_caught

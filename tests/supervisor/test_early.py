@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
-from fluxlit_supervisor import ChildSpec, ExitCode, RestartPolicy, ServeConfig, run_supervised
+from fluxlit_supervisor import ChildSpec, ExitCode, RestartPolicy, RunSpec, ServeConfig, run_supervised
 from fluxlit_supervisor.early import PrestartedChild, pidfds_work, prestart
 
 SLEEPER = "import time; time.sleep(60)"
@@ -205,15 +205,17 @@ async def serve_until_ready_then_stop(
     async def main() -> None:
         code.append(
             await run_supervised(
-                app,
-                ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=2.0),
-                child,
-                POLICY,
-                hub,
-                None,
-                install_signal_handlers=False,
-                ready_callback=hub.request_stop if stop_when_ready else None,
-                prestarted=early,
+                RunSpec(
+                    app,
+                    ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=2.0),
+                    child,
+                    POLICY,
+                    hub,
+                    None,
+                    install_signal_handlers=False,
+                    ready_callback=hub.request_stop if stop_when_ready else None,
+                    prestarted=early,
+                )
             )
         )
 
@@ -255,16 +257,18 @@ async def test_the_early_childs_output_reaches_the_callback(
 
     async def main() -> int:
         return await run_supervised(
-            app,
-            ServeConfig(binds=(f"127.0.0.1:{free_port()}",), graceful_timeout=2.0),
-            spec,
-            POLICY,
-            hub,
-            None,
-            install_signal_handlers=False,
-            ready_callback=hub.request_stop,
-            on_child_output=lambda stream, line, pid, generation: lines.append((stream, line, pid)),
-            prestarted=early,
+            RunSpec(
+                app,
+                ServeConfig(binds=(f"127.0.0.1:{free_port()}",), graceful_timeout=2.0),
+                spec,
+                POLICY,
+                hub,
+                None,
+                install_signal_handlers=False,
+                ready_callback=hub.request_stop,
+                on_child_output=lambda stream, line, pid, generation: lines.append((stream, line, pid)),
+                prestarted=early,
+            )
         )
 
     with anyio.fail_after(30):

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import fluxlit_supervisor
-from fluxlit_supervisor import ChildSpec, RestartPolicy, ServeConfig, StateHub
+from fluxlit_supervisor import ChildSpec, RestartPolicy, RunSpec, ServeConfig, StateHub
 
 fake_child, port, state_file, *child_args = sys.argv[1:]
 
@@ -51,7 +51,7 @@ def argv(child_port):
 
 hub = StateHub()
 hub.subscribe(lambda s: print(f"STATE {s.state} {s.generation} {s.pid}", flush=True))
-code = fluxlit_supervisor.run(
+spec = RunSpec(
     app,
     ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=2.0),
     ChildSpec(argv=argv, start_timeout=10.0, stop_grace=2.0),
@@ -60,6 +60,7 @@ code = fluxlit_supervisor.run(
     Path(state_file),
     ready_callback=lambda: print("READY", flush=True),
 )
+code = fluxlit_supervisor.run(spec)
 print(f"EXIT {code}", flush=True)
 sys.exit(code)
 """

@@ -25,9 +25,9 @@ import anyio
 import pytest
 from fluxlit_supervisor import hypercorn_fixes
 from fluxlit_supervisor.hypercorn_fixes import WEBSOCKET_UPSTREAM_CODE, guard_websockets
-from fluxlit_supervisor.memory_budget import MemoryBudget
 from fluxlit_supervisor.serve import ServeConfig, build_hypercorn_config
-from fluxlit_supervisor.ws_watchdog import WebSocketLimits
+from fluxlit_supervisor.websocket.memory_budget import MemoryBudget
+from fluxlit_supervisor.websocket.watchdog import WebSocketLimits
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.protocol.ws_stream import WebsocketBuffer, WSStream

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from fluxlit_supervisor.memory_budget import MemoryBudget, memory_limit_bytes
+from fluxlit_supervisor.websocket.memory_budget import MemoryBudget, memory_limit_bytes
 
 PHYSICAL = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 

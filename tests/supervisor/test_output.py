@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
-from fluxlit_supervisor.output import LineSplitter
+from fluxlit_supervisor.output import LineSplitter, pump_lines
 
 
 @pytest.mark.parametrize(
@@ -45,3 +48,21 @@ def test_flush_returns_the_unterminated_tail_once() -> None:
     assert splitter.feed(b"done\npartial") == ["done"]
     assert splitter.flush() == ["partial"]
     assert splitter.flush() == []
+
+
+@pytest.mark.anyio
+async def test_a_failing_output_callback_is_logged_and_pumping_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    reader = asyncio.StreamReader()
+    reader.feed_data(b"first\nsecond\n")
+    reader.feed_eof()
+    seen: list[str] = []
+
+    def sink(stream: str, line: str, pid: int, generation: int) -> None:
+        seen.append(line)
+        if line == "first":
+            raise RuntimeError("sink broke")
+
+    with caplog.at_level(logging.ERROR, logger="supervisor"):
+        await pump_lines(reader, "stderr", 42, 3, sink)
+    assert seen == ["first", "second"]
+    assert "child output callback failed" in caplog.text

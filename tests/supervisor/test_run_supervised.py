@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from fluxlit_supervisor import ChildSpec, ExitCode, RestartPolicy, ServeConfig, run_supervised
+from fluxlit_supervisor import ChildSpec, ExitCode, RestartPolicy, RunSpec, ServeConfig, run_supervised
 
 from tests._certs import self_signed_certificate
 
@@ -83,15 +83,17 @@ async def running(
 
     async def main() -> None:
         result.code = await run_supervised(
-            app,
-            ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=graceful_timeout),
-            child,
-            policy,
-            hub,
-            state_file,
-            install_signal_handlers=False,
-            ready_callback=on_ready,
-            **kwargs,
+            RunSpec(
+                app,
+                ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=graceful_timeout),
+                child,
+                policy,
+                hub,
+                state_file,
+                install_signal_handlers=False,
+                ready_callback=on_ready,
+                **kwargs,
+            )
         )
         result.done.set()
 
@@ -508,7 +510,7 @@ async def test_missing_tls_certificate_exits_70_before_starting_the_child(
     )
     with anyio.fail_after(10):
         code = await run_supervised(
-            asgi_app, serve, fake_child(), FAST_POLICY, hub, None, install_signal_handlers=False
+            RunSpec(asgi_app, serve, fake_child(), FAST_POLICY, hub, None, install_signal_handlers=False)
         )
     assert code == ExitCode.INTERNAL_ERROR
     assert hub.history == []
@@ -525,14 +527,16 @@ async def test_serves_https_with_a_certificate(hub: Any, free_port: Any, tmp_pat
         async def main() -> None:
             assert (
                 await run_supervised(
-                    asgi_app,
-                    serve,
-                    None,
-                    FAST_POLICY,
-                    hub,
-                    None,
-                    install_signal_handlers=False,
-                    ready_callback=ready.set,
+                    RunSpec(
+                        asgi_app,
+                        serve,
+                        None,
+                        FAST_POLICY,
+                        hub,
+                        None,
+                        install_signal_handlers=False,
+                        ready_callback=ready.set,
+                    )
                 )
                 == ExitCode.OK
             )

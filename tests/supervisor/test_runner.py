@@ -13,7 +13,7 @@ import anyio.to_thread
 import fluxlit_supervisor
 import httpx
 import pytest
-from fluxlit_supervisor import ExitCode, ServeConfig
+from fluxlit_supervisor import ExitCode, RunSpec, ServeConfig
 
 from tests.supervisor.test_run_supervised import FAST_POLICY, get, running
 
@@ -176,14 +176,16 @@ def test_run_returns_while_a_call_in_the_default_executor_still_runs(
     app = app_blocking_on(release, in_executor=True, on_request=hub.request_stop)
     started = time.monotonic()
     code = fluxlit_supervisor.run(
-        app,
-        ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=GRACEFUL_TIMEOUT),
-        None,
-        FAST_POLICY,
-        hub,
-        None,
-        install_signal_handlers=False,
-        ready_callback=client.start,
+        RunSpec(
+            app,
+            ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=GRACEFUL_TIMEOUT),
+            None,
+            FAST_POLICY,
+            hub,
+            None,
+            install_signal_handlers=False,
+            ready_callback=client.start,
+        )
     )
     elapsed = time.monotonic() - started
     client.join(10)

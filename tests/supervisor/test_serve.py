@@ -21,6 +21,7 @@ from fluxlit_supervisor.serve import (
     is_listening,
     parse_tcp_bind,
 )
+from hypercorn.config import Config, Sockets
 
 
 def test_config_turns_access_log_off_and_errors_to_stdlib_logging() -> None:
@@ -129,3 +130,23 @@ async def test_inflight_requests_can_be_cancelled_and_lifespan_is_not_tracked() 
         await request
     assert outcomes == ["http"]
     assert tracker.count == 0
+
+
+def test_quic_binds_are_refused_with_the_option_named() -> None:
+    with pytest.raises(ValueError, match=r"hypercorn_options\['quic_bind'\] is not supported"):
+        build_hypercorn_config(ServeConfig(hypercorn_options={"quic_bind": ["127.0.0.1:4433"]}))
+
+
+def test_an_inherited_fd_that_is_not_a_stream_socket_is_a_bind_error() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        config = Config()
+        config.bind = [f"fd://{udp.fileno()}"]
+        with pytest.raises(BindError, match=rf"cannot bind fd://{udp.fileno()}: fd {udp.fileno()} is not a stream"):
+            bind_sockets(config)
+        assert udp.fileno() >= 0  # detached, not closed: the fd still belongs to its owner
+
+
+def test_a_closed_socket_is_not_listening() -> None:
+    sock = socket.socket()
+    sock.close()
+    assert is_listening(Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])) is False

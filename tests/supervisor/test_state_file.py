@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fluxlit_supervisor import UpstreamState, default_state_file_path, read_upstream, write_state_file
-from fluxlit_supervisor.state_file import parse_upstream_text
+from fluxlit_supervisor.state_file import _ensure_private_dir, parse_upstream_text
 
 LIVE = UpstreamState(state="ready", host="127.0.0.1", port=8501, pid=os.getpid(), generation=1)
 ENV_URL = "http://127.0.0.1:9999"
@@ -144,3 +144,31 @@ def test_default_path_does_not_follow_a_planted_symlink(tmp_path: Path, monkeypa
     elsewhere.mkdir(mode=0o700)
     (tmp_path / f"supervisor-{os.getuid()}").symlink_to(elsewhere)
     assert default_state_file_path().parent.resolve() != elsewhere.resolve()
+
+
+def test_a_state_file_that_cannot_replace_its_target_leaves_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "upstream.json"
+    (target / "occupied").mkdir(parents=True)  # a non-empty directory where the file should go
+    with pytest.raises(IsADirectoryError):
+        write_state_file(target, UpstreamState(state="ready", port=8501))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["upstream.json"]
+
+
+def test_a_directory_that_cannot_be_created_is_not_taken_as_the_private_one(tmp_path: Path) -> None:
+    assert _ensure_private_dir(tmp_path / "missing-parent" / "supervisor-0") is False
+
+
+def test_an_oversized_state_file_is_ignored_for_the_environment_url(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    big = tmp_path / "upstream.json"
+    big.write_text("http://127.0.0.1:8501\n" + " " * (64 * 1024))
+    with caplog.at_level(logging.WARNING, logger="supervisor"):
+        assert read_upstream(str(big), "http://127.0.0.1:9000") == ("http://127.0.0.1:9000", "env")
+    assert f"is unusable: it is larger than {64 * 1024} bytes; falling back to the environment URL" in caplog.text
+
+
+def test_a_state_file_naming_pid_0_counts_as_stale(tmp_path: Path) -> None:
+    state = tmp_path / "upstream.json"
+    state.write_text(UpstreamState(state="ready", port=8501, pid=0).to_json())
+    assert read_upstream(str(state), None) == (None, "none")

@@ -14,26 +14,28 @@ from typing import Any
 
 import anyio
 import pytest
-from fluxlit_supervisor import RestartPolicy, ServeConfig, StateHub, run_supervised
+from fluxlit_supervisor import RestartPolicy, RunSpec, ServeConfig, StateHub, run_supervised
 from fluxlit_supervisor.reaper import ManagedPids
 from fluxlit_supervisor.workers import (
     FDS_ENV,
     INDEX_ENV,
+    WORKER_RESTARTS,
     InheritedSockets,
     WorkerPool,
     WorkerSpec,
     inherited_sockets,
-    worker_environment,
+    worker_spawn_options,
 )
 from hypercorn.config import Sockets
 
 pytestmark = pytest.mark.anyio
 
 WORKER_CHILD = Path(__file__).with_name("worker_child.py")
+FAST_RESTARTS = RestartPolicy(backoff_initial=0.05, backoff_max=0.2, jitter=0.0)
 
 
 def spec(out: Path, *args: str, **overrides: Any) -> WorkerSpec:
-    settings: dict[str, Any] = {"count": 2, "stop_grace": 2.0, "backoff_initial": 0.05, "backoff_max": 0.2}
+    settings: dict[str, Any] = {"count": 2, "stop_grace": 2.0, "restart": FAST_RESTARTS}
     settings.update(overrides)
     return WorkerSpec(argv=[sys.executable, str(WORKER_CHILD), str(out), *args], **settings)
 
@@ -99,8 +101,8 @@ async def test_a_worker_that_dies_is_restarted(tmp_path: Path, eventually: Calla
 
 async def test_backoff_grows_while_a_worker_keeps_dying(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     sockets = listening_sockets()
-    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, backoff_initial=0.05,
-                          backoff_max=0.1)  # fmt: skip
+    restart = RestartPolicy(backoff_initial=0.05, backoff_max=0.1, jitter=0.0)
+    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, restart=restart)
     pool = WorkerPool(crashing, sockets, ManagedPids())
     try:
         async with anyio.create_task_group() as group:
@@ -120,8 +122,8 @@ async def test_a_worker_that_ran_long_enough_restarts_after_the_initial_backoff(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     sockets = listening_sockets()
-    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, backoff_initial=0.05,
-                          backoff_max=0.1, min_uptime=0.0)  # fmt: skip
+    restart = RestartPolicy(backoff_initial=0.05, backoff_max=0.1, jitter=0.0, min_uptime=0.0)
+    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, restart=restart)
     pool = WorkerPool(crashing, sockets, ManagedPids())
     try:
         async with anyio.create_task_group() as group:
@@ -134,6 +136,22 @@ async def test_a_worker_that_ran_long_enough_restarts_after_the_initial_backoff(
         sockets.insecure_sockets[0].close()
     delays = [r.restart_delay for r in caplog.records if hasattr(r, "restart_delay")]
     assert delays[:2] == [0.05, 0.05]
+
+
+async def test_a_worker_is_restarted_past_the_policy_crash_budget(tmp_path: Path) -> None:
+    sockets = listening_sockets()
+    restart = RestartPolicy(backoff_initial=0.01, backoff_max=0.01, jitter=0.0, max_failures=1)
+    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, restart=restart)
+    pool = WorkerPool(crashing, sockets, ManagedPids())
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(pool.run)
+            with anyio.fail_after(20):
+                while pool.starts < 3:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            await pool.stop()
+    finally:
+        sockets.insecure_sockets[0].close()
 
 
 async def test_workers_exiting_after_begin_stop_are_not_restarted(
@@ -214,14 +232,16 @@ async def test_run_supervised_stops_its_workers_and_frees_the_port(
     async def serve() -> None:
         result.append(
             await run_supervised(
-                app,
-                ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=0.5),
-                None,
-                RestartPolicy(),
-                hub,
-                None,
-                install_signal_handlers=False,
-                workers=spec(tmp_path, count=2),
+                RunSpec(
+                    app,
+                    ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=0.5),
+                    None,
+                    RestartPolicy(),
+                    hub,
+                    None,
+                    install_signal_handlers=False,
+                    workers=spec(tmp_path, count=2),
+                )
             )
         )
 
@@ -247,18 +267,26 @@ def test_inherited_sockets_outside_a_worker_names_the_variables(env: dict[str, s
         inherited_sockets(env)
 
 
-def test_worker_environment_names_fds_and_index_and_drops_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_is_passed_the_fds_named_in_its_environment_without_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATCHDOG_USEC", "1000")
     sockets = listening_sockets()
     try:
-        env = worker_environment(WorkerSpec(argv=["x"], count=1, env={"A": "b"}), sockets, 2)
+        options = worker_spawn_options(WorkerSpec(argv=["x"], count=1, env={"A": "b"}), sockets, 2)
         fd = sockets.insecure_sockets[0].fileno()
     finally:
         sockets.insecure_sockets[0].close()
+    env = options.environment()
+    assert options.pass_fds == (fd,)
+    assert not options.capture_output  # a worker's output goes where the supervisor's goes
     assert json.loads(env[FDS_ENV]) == {"secure": [], "insecure": [fd]}
     assert env[INDEX_ENV] == "2"
     assert env["A"] == "b"
     assert "WATCHDOG_USEC" not in env
+
+
+def test_workers_back_off_without_jitter_by_default() -> None:
+    assert WorkerSpec(argv=["x"], count=1).restart == WORKER_RESTARTS
+    assert (WORKER_RESTARTS.backoff_initial, WORKER_RESTARTS.backoff_max, WORKER_RESTARTS.jitter) == (0.5, 10.0, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -267,7 +295,6 @@ def test_worker_environment_names_fds_and_index_and_drops_systemd(monkeypatch: p
         ({"argv": []}, "argv"),
         ({"argv": "python"}, "argv"),
         ({"count": 0}, "count"),
-        ({"backoff_initial": 2.0, "backoff_max": 1.0}, "backoff_initial"),
         ({"stop_grace": -1.0}, "stop_grace"),
     ],
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from fluxlit_supervisor.ws_frames import FrameLengthScanner, header_size, payload_length
+from fluxlit_supervisor.websocket.frames import FrameLengthScanner, header_size, payload_length
 
 
 def frame(opcode: int, length: int, *, fin: bool = True, masked: bool = True, payload: bool = True) -> bytes:

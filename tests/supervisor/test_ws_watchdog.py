@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fluxlit_supervisor.ws_watchdog import (
+from fluxlit_supervisor.websocket.watchdog import (
     EndStream,
     SendClose,
     SendPing,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fluxlit_supervisor.memory_budget import MemoryBudget
+from fluxlit_supervisor.websocket.memory_budget import MemoryBudget
 
 INTERNAL_ERROR = 1011  # RFC 6455 7.4.1; what browsers and uvicorn use for an unanswered ping
 POLICY_VIOLATION = 1008

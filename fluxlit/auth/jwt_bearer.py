@@ -63,9 +63,6 @@ class JWTBearer:
         self.role_claims = tuple(role_claims)
         self.realm = realm
 
-    def __repr__(self) -> str:
-        return f"JWTBearer(algorithms={self.algorithms!r}, issuer={self.issuer!r}, audience={self.audience!r})"
-
     async def __call__(
         self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
     ) -> Principal:

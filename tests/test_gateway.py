@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import anyio
 import pytest
 from fastapi import Request, WebSocket
 
 from fluxlit import FluxLit, Settings
+from fluxlit.gateway.router import build_gateway
 from fluxlit.gateway.upstream_status import UpstreamStatus
 
 
@@ -133,7 +135,6 @@ def test_readyz_is_503_with_retry_after_while_upstream_is_not_ready(
 
 
 def test_readyz_turns_503_once_stopping_begins(gateway_test_client_factory: Any) -> None:
-    from fluxlit.gateway.router import build_gateway
     from fluxlit.testing import TestClient
 
     gateway = build_gateway(FluxLit(), upstream_status=lambda: UpstreamStatus("ready"))
@@ -270,8 +271,6 @@ def test_websocket_to_an_internal_path_is_not_served_by_the_http_endpoint(gatewa
 def test_websocket_denials_carry_the_request_id() -> None:
     import asyncio
 
-    from fluxlit.gateway.router import build_gateway
-
     async def deny(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "websocket.http.response.start", "status": 503, "headers": []})
         await send({"type": "websocket.http.response.body", "body": b"restarting"})
@@ -289,3 +288,35 @@ def test_websocket_denials_carry_the_request_id() -> None:
              "query_string": b"", "headers": [(b"x-request-id", b"rid-ws")], "client": ("127.0.0.1", 1)}  # fmt: skip
     asyncio.run(gateway(scope, receive, send))
     assert (b"x-request-id", b"rid-ws") in sent[0]["headers"]
+
+
+def test_a_websocket_to_a_dot_segment_path_is_closed_1008_with_the_reason() -> None:
+    gateway = build_gateway(FluxLit())
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "path": "/pages/../_stcore/stream",
+        "raw_path": b"/pages/../_stcore/stream",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"example.com")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        "subprotocols": [],
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    anyio.run(gateway, scope, receive, send)
+    assert [(m["type"], m["code"], m["reason"]) for m in sent] == [
+        ("websocket.close", 1008, "Paths with '.' or '..' segments are refused.")
+    ]
+
+
+def test_build_gateway_refuses_what_is_not_an_app() -> None:
+    with pytest.raises(TypeError, match="build_gateway needs a FluxLit or an ASGI app, got int"):
+        build_gateway(42)

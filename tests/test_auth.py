@@ -309,7 +309,7 @@ def test_openapi_declares_the_bearer_security_scheme(hs_client: FluxLitTestClien
         ({"key": SECRET, "algorithms": ["HS256", "RS256"]}, "mixes HMAC and public-key"),
         ({"key": SECRET, "leeway": -1}, "0 or more seconds"),
         ({"key": "not a pem key", "algorithms": ["RS256"]}, "does not fit RS256"),
-        ({"key": 12345}, r"JWTBearer key for \['HS256'\] must be a str or bytes secret"),
+        ({"key": 12345}, "must be a str or bytes secret"),
     ],
 )
 def test_bad_jwt_configuration_is_a_config_error(kwargs: dict[str, Any], message: str) -> None:

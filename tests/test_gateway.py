@@ -268,37 +268,15 @@ def test_websocket_to_an_internal_path_is_not_served_by_the_http_endpoint(gatewa
     assert info.value.code == 1013  # went to the proxy slot (no upstream here)
 
 
-def test_websocket_denials_carry_the_request_id() -> None:
-    import asyncio
-
-    async def deny(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "websocket.http.response.start", "status": 503, "headers": []})
-        await send({"type": "websocket.http.response.body", "body": b"restarting"})
-
-    gateway = build_gateway(FluxLit(), proxy=deny)
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "websocket.connect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "websocket", "path": "/_stcore/stream", "raw_path": b"/_stcore/stream", "root_path": "",
-             "query_string": b"", "headers": [(b"x-request-id", b"rid-ws")], "client": ("127.0.0.1", 1)}  # fmt: skip
-    asyncio.run(gateway(scope, receive, send))
-    assert (b"x-request-id", b"rid-ws") in sent[0]["headers"]
-
-
-def test_a_websocket_to_a_dot_segment_path_is_closed_1008_with_the_reason() -> None:
-    gateway = build_gateway(FluxLit())
+def open_websocket(gateway: Any, raw_path: bytes, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+    """Connect one WebSocket to `gateway` in-process, as hypercorn would hand it over; what the gateway sent."""
     scope: dict[str, Any] = {
         "type": "websocket",
-        "path": "/pages/../_stcore/stream",
-        "raw_path": b"/pages/../_stcore/stream",
+        "path": raw_path.decode(),
+        "raw_path": raw_path,
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"example.com")],
+        "headers": headers,
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 8000),
         "subprotocols": [],
@@ -312,6 +290,20 @@ def test_a_websocket_to_a_dot_segment_path_is_closed_1008_with_the_reason() -> N
         sent.append(message)
 
     anyio.run(gateway, scope, receive, send)
+    return sent
+
+
+def test_websocket_denials_carry_the_request_id() -> None:
+    async def deny(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.http.response.start", "status": 503, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"restarting"})
+
+    sent = open_websocket(build_gateway(FluxLit(), proxy=deny), b"/_stcore/stream", [(b"x-request-id", b"rid-ws")])
+    assert (b"x-request-id", b"rid-ws") in sent[0]["headers"]
+
+
+def test_a_websocket_to_a_dot_segment_path_is_closed_1008_with_the_reason() -> None:
+    sent = open_websocket(build_gateway(FluxLit()), b"/pages/../_stcore/stream", [(b"host", b"example.com")])
     assert [(m["type"], m["code"], m["reason"]) for m in sent] == [
         ("websocket.close", 1008, "Paths with '.' or '..' segments are refused.")
     ]

@@ -16,14 +16,6 @@ pytestmark = pytest.mark.anyio
 NO_SPARE = ProxyConfig(ws_spare_connection=False)
 
 
-def scope_for(method: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    return {
-        "type": "http", "http_version": "1.1", "method": method, "scheme": "http", "path": "/", "raw_path": b"/",
-        "query_string": b"", "root_path": "", "headers": [(b"host", b"app.example"), *headers],
-        "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 8000),
-    }  # fmt: skip
-
-
 async def answered_early(proxy: ReverseProxy, headers: list[tuple[bytes, bytes]], last_body: bytes) -> int:
     """A request whose last body message arrives just as the client has the whole (early) response.
 
@@ -55,21 +47,12 @@ async def answered_early(proxy: ReverseProxy, headers: list[tuple[bytes, bytes]]
             response_ended.set()
 
     with anyio.fail_after(5):
-        await proxy(scope_for("POST", headers), receive, send)
+        await proxy(http_scope(headers=headers), receive, send)
     return status
 
 
 async def plain_get(proxy: ReverseProxy) -> int:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    with anyio.fail_after(5):
-        await proxy(scope_for("GET", []), receive, send)
+    sent = await call(proxy, http_scope(method="GET"), [{"type": "http.request", "body": b"", "more_body": False}])
     return int(sent[0]["status"])
 
 

@@ -15,15 +15,8 @@ from tests.proxy._asgi import call, http_scope, reset_on_close
 pytestmark = pytest.mark.anyio
 
 
-def refused_port() -> int:
-    """A loopback port nobody listens on (bound then closed; good enough on loopback)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def test_refused_upstream_is_502_with_one_warning_naming_the_request(stack_factory, hooks, caplog):
-    port = refused_port()
+async def test_refused_upstream_is_502_with_one_warning_naming_the_request(stack_factory, hooks, caplog, refused_port):
+    port = refused_port
     async with stack_factory(resolve=lambda: Upstream(port=port), hooks=hooks) as stack:
         with caplog.at_level(logging.WARNING, logger="proxy"):
             response = await stack.client.get("/x", headers={"x-request-id": "rid-502"})

@@ -78,13 +78,8 @@ async def test_unavailable_without_the_response_extension_closes_1013_or_1012(re
     await run_session(proxy, server, extensions=False, script=script)
 
 
-async def test_unreachable_upstream_without_the_response_extension_closes_1011():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proxy = ReverseProxy(lambda: Upstream(port=port))
+async def test_unreachable_upstream_without_the_response_extension_closes_1011(refused_port):
+    proxy = ReverseProxy(lambda: Upstream(port=refused_port))
     server = ScriptedServer()
 
     async def script() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 
 import anyio
 import anyio.lowlevel
@@ -372,10 +371,8 @@ async def test_a_spare_for_another_upstream_is_closed_not_used(tcp_server) -> No
 
 
 @pytest.mark.anyio
-async def test_a_spare_is_not_opened_when_the_upstream_refuses_nor_after_close() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        refused = Upstream(port=sock.getsockname()[1])
+async def test_a_spare_is_not_opened_when_the_upstream_refuses_nor_after_close(refused_port: int) -> None:
+    refused = Upstream(port=refused_port)
     spare = SpareConnection(ProxyConfig())
     await spare.refill(refused)
     assert not spare.ready

@@ -86,6 +86,3 @@ class FluxLit:
         if self._urls is None:
             self._urls = PublicUrls(self)
         return self._urls
-
-    def __repr__(self) -> str:
-        return f"FluxLit(title={self.title!r}, pages={[p.path for p in self.pages]})"

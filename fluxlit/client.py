@@ -197,9 +197,6 @@ class ApiClient:
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"ApiClient(base_url={self.base_url!r})"
-
 
 def _bearer(token: str) -> AuthHeaderFactory:
     def auth_header_factory() -> Mapping[str, str]:

@@ -18,6 +18,7 @@ jwt = pytest.importorskip("jwt", reason="fluxlit.auth needs the 'auth' extra (Py
 rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
 serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
 
+import fluxlit.auth  # noqa: E402
 from fluxlit.auth import JWTBearer, Principal, RequireRoles, RequireScopes, TrustedHeaderAuth  # noqa: E402
 from fluxlit.auth.forward import socket_peer  # noqa: E402
 
@@ -62,6 +63,10 @@ def build_app(auth: Any) -> FluxLit:
     async def me(user: Annotated[Principal, Depends(auth)]) -> dict[str, Any]:
         return {"sub": user.subject, "scopes": sorted(user.scopes), "roles": sorted(user.roles), "via": user.source}
 
+    @app.api.get("/claims")
+    async def claims_of(user: Annotated[Principal, Depends(auth)]) -> dict[str, Any]:
+        return dict(user.claims)
+
     @app.api.get("/items", dependencies=[Depends(RequireScopes(auth, "items:read"))])
     async def items() -> list[int]:
         return [1, 2]
@@ -94,6 +99,11 @@ def bearer(token: str) -> dict[str, str]:
 
 def challenge(response: Any) -> str:
     return str(response.headers.get("www-authenticate", ""))
+
+
+def test_an_unknown_name_on_the_package_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match=r"module 'fluxlit\.auth' has no attribute 'JWTBearr'"):
+        _ = fluxlit.auth.JWTBearr
 
 
 # --- JWT bearer: who gets in ---
@@ -143,6 +153,13 @@ def test_invalid_token_is_401_invalid_token_naming_the_reason(
     assert challenge(response).startswith('Bearer error="invalid_token"')
     assert reason in challenge(response)
     assert reason in response.json()["detail"]
+
+
+def test_a_token_whose_subject_is_not_a_string_is_refused_as_not_valid(hs_client: FluxLitTestClient) -> None:
+    # PyJWT (>= 2.10) refuses a non-string `sub` itself; that error has no reason of its own in our words.
+    response = hs_client.api_get("/me", headers=bearer(hs_token(sub=42)))
+    assert response.status_code == 401
+    assert challenge(response) == 'Bearer error="invalid_token", error_description="the token is not valid"'
 
 
 def test_refusal_never_echoes_the_token(hs_client: FluxLitTestClient) -> None:
@@ -292,6 +309,7 @@ def test_openapi_declares_the_bearer_security_scheme(hs_client: FluxLitTestClien
         ({"key": SECRET, "algorithms": ["HS256", "RS256"]}, "mixes HMAC and public-key"),
         ({"key": SECRET, "leeway": -1}, "0 or more seconds"),
         ({"key": "not a pem key", "algorithms": ["RS256"]}, "does not fit RS256"),
+        ({"key": 12345}, "must be a str or bytes secret"),
     ],
 )
 def test_bad_jwt_configuration_is_a_config_error(kwargs: dict[str, Any], message: str) -> None:
@@ -305,6 +323,13 @@ def test_a_private_key_is_refused_for_verification(rsa_keys: tuple[Any, bytes]) 
     )
     with pytest.raises(ConfigError, match="give the public key"):
         JWTBearer(private_pem, algorithms=["RS256"])
+
+
+def test_an_rsa_key_under_2048_bits_is_refused() -> None:
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    pem = weak.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    with pytest.raises(ConfigError, match="RSA key has 1024 bits; use at least 2048"):
+        JWTBearer(pem, algorithms=["RS256"])
 
 
 def test_pem_key_as_hmac_secret_is_refused(rsa_keys: tuple[Any, bytes]) -> None:
@@ -330,6 +355,15 @@ def test_forward_user_from_an_allowed_proxy_is_believed() -> None:
         response = client.get("/api/me", headers={"X-Forwarded-User": "bob", "X-Forwarded-Groups": "staff, ops"})
     assert response.status_code == 200
     assert response.json() == {"sub": "bob", "scopes": [], "roles": ["ops", "staff"], "via": "forward"}
+
+
+def test_the_forwarded_email_becomes_a_claim() -> None:
+    with forward_client("10.0.0.5") as client:
+        response = client.get(
+            "/api/claims", headers={"X-Forwarded-User": "bob", "X-Forwarded-Email": "bob@example.com"}
+        )
+    assert response.status_code == 200
+    assert response.json() == {"sub": "bob", "groups": [], "email": "bob@example.com"}
 
 
 def test_forward_user_from_any_other_peer_is_ignored() -> None:

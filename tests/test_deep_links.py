@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 from fastapi import Request
+from starlette.requests import Request as StarletteRequest
 
 from fluxlit import FluxLit, FluxLitTestClient, match_nav_page, query_params
 from fluxlit.app import PageRecord
 from fluxlit.config.settings import Settings
-from fluxlit.deep_links import NavMatch
+from fluxlit.deep_links import NavMatch, PublicUrls
 from tests._apptest import url_param
 
 
@@ -240,8 +241,6 @@ def test_a_deep_linked_home_page_is_served_at_its_stable_path() -> None:
 
 
 def test_urls_prefer_the_layout_the_gateway_publishes_in_scope_state() -> None:
-    from starlette.requests import Request as StarletteRequest
-
     scope = {
         "type": "http",
         "scheme": "https",
@@ -253,3 +252,70 @@ def test_urls_prefer_the_layout_the_gateway_publishes_in_scope_state() -> None:
     urls = make_urls_app().urls
     request = StarletteRequest(scope)
     assert (urls.app_base(request), urls.api_base(request)) == ("https://h/m", "https://h/m/v1")
+
+
+# --- app.urls outside the gateway: no layout in scope state, so the environment, then the app's settings ---
+
+
+@pytest.fixture
+def no_fluxlit_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "FLUXLIT_API_PREFIX",
+        "FLUXLIT_API_MOUNT_PATH",
+        "FLUXLIT_ROOT_PATH",
+        "FLUXLIT_PUBLIC_BASE_URL",
+        "FLUXLIT_TRUST_PROXY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def bare_request(root_path: str = "", headers: list[tuple[bytes, bytes]] | None = None, **scope: Any) -> Any:
+    """A request as an app mounted without FluxLit's gateway sees it: no layout in scope state."""
+    return StarletteRequest(
+        {"type": "http", "scheme": "http", "path": "/", "root_path": root_path, "headers": headers or [], **scope}
+    )
+
+
+@pytest.mark.usefixtures("no_fluxlit_env")
+def test_an_explicit_trust_proxy_wins_over_the_app_and_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLUXLIT_TRUST_PROXY", "1")
+    app = FluxLit(trust_proxy=True)
+    assert PublicUrls(app, trust_proxy=False).trust_proxy is False
+    assert PublicUrls(FluxLit(), trust_proxy=True).trust_proxy is True
+
+
+@pytest.mark.usefixtures("no_fluxlit_env")
+@pytest.mark.parametrize("variable", ["FLUXLIT_API_PREFIX", "FLUXLIT_API_MOUNT_PATH"])
+def test_the_api_prefix_comes_from_the_environment_outside_the_gateway(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "/v2/")
+    assert FluxLit().urls.api_prefix() == "/v2"
+
+
+@pytest.mark.usefixtures("no_fluxlit_env")
+def test_the_api_prefix_falls_back_to_the_app_settings_then_the_default() -> None:
+    assert FluxLit(settings=Settings(api_mount_path="/rest")).urls.api_prefix() == "/rest"
+    assert FluxLit().urls.api_prefix() == "/api"
+
+
+@pytest.mark.usefixtures("no_fluxlit_env")
+def test_the_mount_is_the_request_root_path_without_the_api_prefix() -> None:
+    urls = FluxLit().urls
+    assert urls.mount(bare_request("/apps/demo/api")) == "/apps/demo"
+    assert urls.mount(bare_request("/apps/demo/")) == "/apps/demo"
+
+
+@pytest.mark.usefixtures("no_fluxlit_env")
+def test_a_request_without_host_uses_the_server_address_or_localhost() -> None:
+    urls = FluxLit().urls
+    assert urls.app_base(bare_request(server=("10.0.0.7", 8080))) == "http://10.0.0.7:8080"
+    assert urls.app_base(bare_request()) == "http://localhost"
+
+
+@pytest.mark.usefixtures("no_fluxlit_env")
+def test_redoc_url_follows_the_api_base_and_fastapis_setting() -> None:
+    host = [(b"host", b"example.com")]
+    assert FluxLit().urls.redoc_url(bare_request(headers=host)) == "http://example.com/api/redoc"
+    custom = FluxLit(fastapi_kwargs={"redoc_url": "/reference"})
+    assert custom.urls.redoc_url(bare_request(headers=host)) == "http://example.com/api/reference"

@@ -1,5 +1,6 @@
-"""doctor --url --lb-idle-timeout: the ping interval reported, compared with the load balancer's idle timeout, and
-one ping waited for through the URL, against a scripted server that pings (or not) as told."""
+"""doctor --url: each answer a proxy or server may give gets its verdict; with --lb-idle-timeout, the ping interval
+reported, compared with the load balancer's idle timeout, and one ping waited for through the URL, against a
+scripted server that pings (or not) as told."""
 
 from __future__ import annotations
 
@@ -9,13 +10,23 @@ import json
 import re
 import socket
 import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from fluxlit.doctor import live_checks as doctor_live
-from fluxlit.doctor.live_checks import check_healthz, check_websocket_keepalive
+from fluxlit.doctor.live_checks import (
+    check_healthz,
+    check_html_shell,
+    check_readyz,
+    check_static_asset,
+    check_websocket,
+    check_websocket_keepalive,
+)
 from fluxlit.doctor.model import DoctorContext, Status
 from fluxlit.doctor.registry import doctor
 from fluxlit.doctor.ws_probe import first_ping
@@ -210,3 +221,158 @@ def test_a_bad_idle_timeout_is_a_usage_error(tmp_path: Path, args: list[str], me
     result = CliRunner().invoke(doctor, args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+# --- each answer a proxy or server may give, from a scripted HTTP server ---
+
+HEALTHY = (200, {"Content-Type": "application/json"}, b'{"status":"ok"}')
+DROP = "drop"  # close the connection without answering
+Route = tuple[int, dict[str, str], bytes] | str
+
+
+class ScriptedHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    routes: dict[str, Route]
+
+
+class ScriptedHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ScriptedHttpServer  # ty: ignore[incompatible-mutable-override] - it only serves a ScriptedHttpServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def version_string(self) -> str:
+        return "nginx"
+
+    def do_GET(self) -> None:
+        route = self.server.routes.get(self.path, (404, {}, b"not here"))
+        if route == DROP:
+            self.close_connection = True
+            return
+        if route == "ws-no-subprotocol":
+            key = self.headers["Sec-WebSocket-Key"].encode()
+            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept.decode())
+            self.end_headers()
+            self.close_connection = True
+            return
+        assert not isinstance(route, str)
+        status, headers, body = route
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedHttpServer]:
+    httpd = ScriptedHttpServer(("127.0.0.1", 0), ScriptedHandler)
+    httpd.routes = {}
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def context(scripted: ScriptedHttpServer, tmp_path: Path, routes: dict[str, Route] | None = None) -> DoctorContext:
+    scripted.routes = {"/api/healthz": HEALTHY, **(routes or {})}
+    return DoctorContext(url=f"http://127.0.0.1:{scripted.server_address[1]}", cwd=tmp_path, env={})
+
+
+def verdict(check: Any) -> tuple[Status, str]:
+    return check.status, check.detail
+
+
+def test_a_proxy_error_page_on_healthz_says_the_proxy_cannot_reach_fluxlit(
+    scripted: ScriptedHttpServer, tmp_path: Path
+) -> None:
+    ctx = context(scripted, tmp_path)
+    scripted.routes["/api/healthz"] = (502, {"Content-Type": "text/html"}, b"<h1>502</h1>")
+    status, detail = verdict(check_healthz(ctx))
+    assert status is Status.FAIL
+    assert detail.endswith("answered 502 (text/html, server: nginx): the proxy in front cannot reach FluxLit")
+
+
+def test_readyz_that_cannot_be_fetched_fails_with_a_retry_hint(scripted: ScriptedHttpServer, tmp_path: Path) -> None:
+    ctx = context(scripted, tmp_path, {"/api/readyz": DROP})
+    assert check_healthz(ctx).status is Status.PASS
+    check = check_readyz(ctx)
+    assert (check.status, check.fix) == (Status.FAIL, "retry; the server may be stopping")
+    assert "cannot reach" in check.detail
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [("starting", Status.WARN), ("restarting", Status.WARN), ("failed", Status.FAIL)],
+)
+def test_readyz_not_ready_warns_while_streamlit_starts_and_fails_otherwise(
+    scripted: ScriptedHttpServer, tmp_path: Path, state: str, expected: Status
+) -> None:
+    body = b'{"streamlit": "%s", "detail": "generation 2"}' % state.encode()
+    ctx = context(scripted, tmp_path, {"/api/readyz": (503, {"Content-Type": "application/json"}, body)})
+    check_healthz(ctx)
+    status, detail = verdict(check_readyz(ctx))
+    assert status is expected
+    assert detail.endswith(f"answered 503: streamlit is {state} (generation 2)")
+
+
+@pytest.mark.parametrize(
+    ("route", "detail"),
+    [
+        (DROP, "cannot reach"),
+        ((404, {"Content-Type": "text/plain"}, b"nope"), "answered 404 (text/plain, server: nginx)"),
+        ((200, {"Content-Type": "text/html"}, b"<html>no scripts</html>"), "the page has no <script src>"),
+    ],
+)
+def test_html_shell_that_is_not_streamlits_page_fails(
+    scripted: ScriptedHttpServer, tmp_path: Path, route: Route, detail: str
+):
+    ctx = context(scripted, tmp_path)
+    scripted.routes["/"] = route
+    check_healthz(ctx)
+    check = check_html_shell(ctx)
+    assert check.status is Status.FAIL
+    assert detail in check.detail
+
+
+@pytest.mark.parametrize(
+    ("route", "detail"),
+    [(DROP, "cannot fetch"), ((404, {"Content-Type": "text/plain"}, b"nope"), "/static/app.js answered 404")],
+)
+def test_a_script_the_page_loads_that_does_not_download_fails(
+    scripted: ScriptedHttpServer, tmp_path: Path, route: Route, detail: str
+) -> None:
+    shell = (200, {"Content-Type": "text/html"}, b'<html><script src="./static/app.js"></script></html>')
+    ctx = context(scripted, tmp_path)
+    scripted.routes.update({"/": shell, "/static/app.js": route})
+    check_healthz(ctx)
+    assert check_html_shell(ctx).status is Status.PASS
+    check = check_static_asset(ctx)
+    assert check.status is Status.FAIL
+    assert detail in check.detail
+
+
+@pytest.mark.parametrize(
+    ("route", "detail"),
+    [
+        (DROP, "_stcore/stream: invalid handshake answer"),
+        ("ws-no-subprotocol", "answered 101 without the 'streamlit' subprotocol"),
+        ((403, {}, b"origin"), "refused the handshake with 403: an Origin/Host check failed"),
+        ((502, {"X-Request-ID": "r1"}, b""), "answered 502: FluxLit could not bridge the session to Streamlit"),
+    ],
+)
+def test_websocket_answers_other_than_101_streamlit_fail_with_the_reason(
+    scripted: ScriptedHttpServer, tmp_path: Path, route: Route, detail: str
+) -> None:
+    ctx = context(scripted, tmp_path, {"/_stcore/stream": route})
+    check_healthz(ctx)
+    check = check_websocket(ctx)
+    assert check.status is Status.FAIL
+    assert detail in check.detail

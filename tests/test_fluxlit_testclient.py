@@ -1,4 +1,5 @@
-"""FluxLitTestClient.streamlit(): AppTest runs of the bundled entrypoint with the real gateway behind the pages."""
+"""FluxLitTestClient: API helpers under the gateway's prefix and docs checks, and streamlit(): AppTest runs of the
+bundled entrypoint with the real gateway behind the pages."""
 
 from __future__ import annotations
 
@@ -9,16 +10,74 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from fluxlit import FluxLit, FluxLitTestClient
 from fluxlit.client import ApiClient
+from fluxlit.streamlit.apptest import FluxLitAppTest, synthetic_module
 from fluxlit.testing import apptest_assert_no_errors, assert_no_streamlit_exception, select_page
+from tests._apptest import url_param
 
 pytestmark = pytest.mark.usefixtures("requires_streamlit_apptest")
 
 
 def texts(at: Any) -> list[str]:
     return [str(m.value) for m in at.markdown]
+
+
+# --- API helpers and docs checks ---
+
+
+def make_verbs_app() -> FluxLit:
+    app = FluxLit(title="Verbs")
+
+    @app.api.api_route("/echo", methods=["POST", "PUT", "PATCH"])
+    async def echo(payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    return app
+
+
+def test_api_url_accepts_a_path_without_its_leading_slash() -> None:
+    client = FluxLitTestClient(FluxLit(), root_mount="/m")
+    assert client.api_url("users") == "/m/api/users"
+
+
+@pytest.mark.parametrize("method", ["api_post", "api_put", "api_patch"])
+def test_each_verb_helper_sends_its_method_under_the_api_prefix(method: str) -> None:
+    client = FluxLitTestClient(make_verbs_app())
+    response = getattr(client, method)("/echo", json={"verb": method})
+    assert (response.status_code, response.json()) == (200, {"verb": method})
+    assert client.api_get("/echo").status_code == 405
+
+
+def test_openapi_says_how_to_turn_it_back_on_when_disabled() -> None:
+    client = FluxLitTestClient(FluxLit(fastapi_kwargs={"openapi_url": None}))
+    with pytest.raises(AssertionError, match=r"GET /api/openapi.json answered 404.*openapi_url disabled"):
+        client.openapi()
+
+
+def test_docs_check_refuses_a_document_that_is_not_openapi_3() -> None:
+    api = FastAPI(openapi_url=None)
+
+    @api.get("/openapi.json")
+    async def not_openapi() -> dict[str, str]:
+        return {"swagger": "2.0"}
+
+    with pytest.raises(
+        AssertionError,
+        match=r"/api/openapi.json is not an OpenAPI 3 document \(missing \['openapi', 'info', 'paths'\]\)",
+    ):
+        FluxLitTestClient(api).assert_docs_available()
+
+
+def test_docs_check_fails_when_the_docs_page_is_off() -> None:
+    client = FluxLitTestClient(FluxLit(fastapi_kwargs={"docs_url": None}))
+    with pytest.raises(AssertionError, match=r"GET /api/docs answered 404; .*docs_url disabled"):
+        client.assert_docs_available()
+
+
+# --- streamlit(): AppTest runs ---
 
 
 def test_page_with_dep(tmp_path, monkeypatch):
@@ -157,6 +216,12 @@ def test_pages_under_a_root_mount_reach_the_api_through_it() -> None:
     assert texts(at) == ["Ada"]
 
 
+def test_a_dotted_target_under_a_plain_module_is_served_from_memory() -> None:
+    # json.decoder is a module, not a package: nothing can live under it, so the client's app stands in.
+    at = FluxLitTestClient(make_two_page_app()).streamlit(target="json.decoder.not_here:app")
+    assert texts(at) == ["home page"]
+
+
 def make_two_page_app() -> FluxLit:
     app = FluxLit(title="Two")
 
@@ -188,6 +253,22 @@ def test_select_page_without_an_apptest_starts_one_on_the_deep_link() -> None:
     tc = FluxLitTestClient(make_two_page_app())
     at = tc.select_page(None, "reports-monthly", target="two_app:app", page_overrides={"who": "bob"})
     assert texts(at) == ["monthly for bob; visited home: False"]
+
+
+def test_select_page_without_an_apptest_needs_a_target() -> None:
+    with pytest.raises(TypeError, match="needs target= to start a new AppTest"):
+        FluxLitTestClient(FluxLit()).select_page(None, "Home")
+
+
+def test_select_page_before_the_first_run_opens_the_page_as_a_deep_link() -> None:
+    at = FluxLitAppTest(
+        {"FLUXLIT_APP": "never_run_app:app", "FLUXLIT_TESTS": "1"},
+        modules={"never_run_app": synthetic_module("never_run_app", "app", make_two_page_app())},
+    )
+    assert at.run_count == 0
+    select_page(at, "Monthly Reports")
+    assert texts(at) == ["monthly for nobody; visited home: False"]
+    assert url_param(at, "page") == "Monthly Reports"
 
 
 def test_select_page_names_the_pages_when_nothing_matches() -> None:

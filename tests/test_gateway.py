@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import anyio
 import pytest
 from fastapi import Request, WebSocket
 
 from fluxlit import FluxLit, Settings
+from fluxlit.gateway.router import build_gateway
 from fluxlit.gateway.upstream_view import UpstreamView
 
 
@@ -133,7 +135,6 @@ def test_readyz_is_503_with_retry_after_while_upstream_is_not_ready(
 
 
 def test_readyz_turns_503_once_stopping_begins(gateway_test_client_factory: Any) -> None:
-    from fluxlit.gateway.router import build_gateway
     from fluxlit.testing import TestClient
 
     gateway = build_gateway(FluxLit(), upstream_status=lambda: UpstreamView("ready"))
@@ -267,16 +268,19 @@ def test_websocket_to_an_internal_path_is_not_served_by_the_http_endpoint(gatewa
     assert info.value.code == 1013  # went to the proxy slot (no upstream here)
 
 
-def test_websocket_denials_carry_the_request_id() -> None:
-    import asyncio
-
-    from fluxlit.gateway.router import build_gateway
-
-    async def deny(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "websocket.http.response.start", "status": 503, "headers": []})
-        await send({"type": "websocket.http.response.body", "body": b"restarting"})
-
-    gateway = build_gateway(FluxLit(), proxy=deny)
+def open_websocket(gateway: Any, raw_path: bytes, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+    """Connect one WebSocket to `gateway` in-process, as hypercorn would hand it over; what the gateway sent."""
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "path": raw_path.decode(),
+        "raw_path": raw_path,
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        "subprotocols": [],
+    }
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -285,7 +289,26 @@ def test_websocket_denials_carry_the_request_id() -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "websocket", "path": "/_stcore/stream", "raw_path": b"/_stcore/stream", "root_path": "",
-             "query_string": b"", "headers": [(b"x-request-id", b"rid-ws")], "client": ("127.0.0.1", 1)}  # fmt: skip
-    asyncio.run(gateway(scope, receive, send))
+    anyio.run(gateway, scope, receive, send)
+    return sent
+
+
+def test_websocket_denials_carry_the_request_id() -> None:
+    async def deny(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.http.response.start", "status": 503, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"restarting"})
+
+    sent = open_websocket(build_gateway(FluxLit(), proxy=deny), b"/_stcore/stream", [(b"x-request-id", b"rid-ws")])
     assert (b"x-request-id", b"rid-ws") in sent[0]["headers"]
+
+
+def test_a_websocket_to_a_dot_segment_path_is_closed_1008_with_the_reason() -> None:
+    sent = open_websocket(build_gateway(FluxLit()), b"/pages/../_stcore/stream", [(b"host", b"example.com")])
+    assert [(m["type"], m["code"], m["reason"]) for m in sent] == [
+        ("websocket.close", 1008, "Paths with '.' or '..' segments are refused.")
+    ]
+
+
+def test_build_gateway_refuses_what_is_not_an_app() -> None:
+    with pytest.raises(TypeError, match="build_gateway needs a FluxLit or an ASGI app, got int"):
+        build_gateway(42)

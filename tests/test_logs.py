@@ -9,11 +9,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from fluxlit import FluxLit
 from fluxlit.gateway.router import build_gateway
+from fluxlit.observability import logs
 from fluxlit.observability.access import AccessObserver
-from fluxlit.observability.logs import MAX_FIELD_CHARS, cap_fields, cap_text, configure_logging, get_logger
+from fluxlit.observability.logs import (
+    MAX_FIELD_CHARS,
+    cap_fields,
+    cap_text,
+    configure_logging,
+    fast_info_line,
+    get_logger,
+)
 from fluxlit.testing import TestClient
 
 
@@ -90,3 +99,33 @@ def test_console_lines_are_capped_too() -> None:
         logging.getLogger().handlers.clear()
     assert "d" * (MAX_FIELD_CHARS + 1) not in stream.getvalue()
     assert "more chars]" in stream.getvalue()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging changes process-wide state: put every piece of it back afterwards."""
+    root = logging.getLogger()
+    chatty = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    access_disabled = logging.getLogger("hypercorn.access").disabled
+    saved = (root.handlers[:], root.level, structlog.get_config(), logs._fast_lines)
+    yield
+    root.handlers[:], level, config, logs._fast_lines = saved
+    root.setLevel(level)
+    structlog.configure(**config)
+    for name, chatty_level in chatty.items():
+        logging.getLogger(name).setLevel(chatty_level)
+    logging.getLogger("hypercorn.access").disabled = access_disabled
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_the_fast_json_line_honours_the_log_level() -> None:
+    stream = io.StringIO()
+    configure_logging("warning", "json", stream=stream)
+    assert fast_info_line("request", "access", {"status": 200}) is True
+    assert stream.getvalue() == ""
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_the_console_format_has_no_fast_json_path() -> None:
+    configure_logging("info", "console", stream=io.StringIO())
+    assert fast_info_line("request", "access", {"status": 200}) is False

@@ -23,7 +23,7 @@ from fluxlit.gateway.router import build_gateway
 from fluxlit.observability.access import AccessObserver
 from fluxlit.observability.bridges import ChildStateMetrics, MetricsProxyHooks
 from fluxlit.observability.logs import configure_logging, get_logger
-from fluxlit.observability.metrics import GatewayMetrics, ProcStat, parse_proc_stat
+from fluxlit.observability.metrics import GatewayMetrics, ProcStat, _open_fds, parse_proc_stat, read_proc_stat
 from fluxlit.observability.redaction import REDACTED, redact_headers, redact_query
 from fluxlit.testing import TestClient
 
@@ -336,3 +336,15 @@ def test_client_chosen_methods_share_one_other_label(observed: Any) -> None:
     text = client.get("/__fluxlit/metrics").text
     assert 'method_kind="OTHER"} 5.0' in text
     assert "FOO" not in text
+
+
+def impossible_pid() -> int:
+    """A pid above the kernel's pid_max: no process can ever have it."""
+    with open("/proc/sys/kernel/pid_max") as handle:
+        return int(handle.read()) + 1
+
+
+def test_a_process_that_is_gone_has_no_stat_and_no_fds() -> None:
+    pid = impossible_pid()
+    assert read_proc_stat(pid) is None
+    assert _open_fds(pid) is None

@@ -17,7 +17,7 @@ from starlette.testclient import WebSocketDenialResponse
 
 from fluxlit import FluxLit
 from fluxlit.config.settings import Settings
-from fluxlit.observability.bridges import ChildStateMetrics
+from fluxlit.observability.bridges import ChildStateMetrics, restart_reason
 from fluxlit.observability.logs import configure_logging
 from fluxlit.observability.metrics import GatewayMetrics
 from fluxlit.runtime.serve_plan import ServePlan, build_serve_plan
@@ -144,3 +144,17 @@ def test_child_states_drive_up_restarts_and_start_time() -> None:
     observe(ready_at(1, generation=2))
     assert sample(metrics, "fluxlit_supervisor_child_up") == 1.0
     assert sample(metrics, "fluxlit_supervisor_child_start_seconds_count") == 2.0
+
+
+@pytest.mark.parametrize(
+    ("detail", "label"),
+    [
+        ("restart requested (SIGHUP)", "requested"),
+        ("restart requested by the operator", "requested"),
+        ("killed by signal 9", "signal"),
+        ("health check failed 3 times", "unhealthy"),
+        ("exited with code 1", "exit"),
+    ],
+)
+def test_restart_details_map_to_a_small_label_set(detail: str, label: str) -> None:
+    assert restart_reason(detail) == label

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import streamlit
 
 from fluxlit import Cookie, Depends, FluxLit, FluxLitTestClient, Header, Query
 from fluxlit.client import ApiClient
 from fluxlit.deep_links import PublicUrls
-from fluxlit.pages.di import load_page_overrides
+from fluxlit.pages.di import call_page, load_page_overrides
 from fluxlit.testing import assert_no_streamlit_exception
 
 pytestmark = pytest.mark.usefixtures("requires_streamlit_apptest")
@@ -167,6 +169,20 @@ def test_a_required_parameter_without_a_source_names_itself_and_the_fixes() -> N
     assert "page_overrides" in message
 
 
+def team() -> str:
+    return "core"
+
+
+def test_the_missing_value_error_shows_the_signature_with_its_markers_as_written() -> None:
+    def page(st: Any, client: Any, user_id: int, name: str = Depends(team), who: str = Header("X-Team")) -> None:
+        st.write(user_id)
+
+    with pytest.raises(TypeError, match="needs a value for 'user_id'") as raised:
+        call_page(page, streamlit, ApiClient("http://127.0.0.1:9/api"))
+    assert "= Depends('team')" in str(raised.value)
+    assert "= Header('X-Team')" in str(raised.value)
+
+
 def test_a_dependency_cycle_is_reported() -> None:
     def a(x: Any = None) -> Any:
         return x
@@ -201,3 +217,48 @@ def test_invalid_override_json_is_a_clear_error() -> None:
 def test_depends_needs_a_callable() -> None:
     with pytest.raises(TypeError, match="needs a callable"):
         Depends("not callable")  # type: ignore[arg-type]
+
+
+def test_an_annotation_that_cannot_be_evaluated_only_loses_annotation_injection() -> None:
+    def page(st: Any, client: Any, n: NotDefinedAnywhere = 3) -> None:  # type: ignore[name-defined]  # noqa: F821
+        st.write(f"n={n}")
+
+    assert texts(run_page(page)) == ["n=3"]
+
+
+def test_star_parameters_are_skipped_and_positional_only_ones_are_passed_by_position() -> None:
+    def labelled(st: Any, /, *extra: Any, prefix: str = "team", **more: Any) -> str:
+        return f"{prefix}:{type(st).__name__}:{extra}:{more}"
+
+    def page(st: Any, client: Any, *args: Any, label: str = Depends(labelled), **kwargs: Any) -> None:
+        st.write(f"{label} {args} {kwargs}")
+
+    assert texts(run_page(page)) == ["team:module:():{} () {}"]
+
+
+def test_an_async_generator_dependency_is_refused_by_name() -> None:
+    async def session() -> AsyncIterator[str]:
+        yield "s"
+
+    def page(st: Any, client: Any, s: str = Depends(session)) -> None:
+        st.write(s)
+
+    at = run_page(page)
+    [shown] = at.exception
+    assert "is an async generator: use a plain generator" in shown.message
+    assert "session()" in shown.message
+
+
+def test_an_async_dependency_inside_a_running_event_loop_is_an_error() -> None:
+    async def user() -> str:
+        return "ada"
+
+    def page(st: Any, client: Any, who: str = Depends(user)) -> str:
+        return who
+
+    async def call_from_async_code() -> str:
+        return str(call_page(page, streamlit, ApiClient("http://127.0.0.1:9/api")))
+
+    with pytest.raises(TypeError, match=r"is async but an event loop is already running in this thread"):
+        asyncio.run(call_from_async_code())
+    assert call_page(page, streamlit, ApiClient("http://127.0.0.1:9/api")) == "ada"

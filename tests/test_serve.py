@@ -229,3 +229,25 @@ def test_by_default_pooled_connections_expire_before_streamlits_five_second_keep
     )
     assert plan.proxy is not None
     assert plan.proxy.config.pool_idle_timeout < 5.0
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:8123/api"),
+        ("::", "http://[::1]:8123/api"),
+        ("10.0.0.2", "http://10.0.0.2:8123/api"),
+    ],
+)
+def test_pages_reach_an_any_address_bind_over_loopback(host: str, base: str) -> None:
+    assert internal_api_base(Settings(host=host, port=8123)) == base
+
+
+def test_an_api_only_target_is_ready_without_streamlit(tmp_path: Path) -> None:
+    api = FastAPI()
+    settings = Settings(port=8123, state_file=str(tmp_path / "state.json"))
+    plan = build_serve_plan(settings, LoadedTarget("api_only:api", None, api))
+    assert plan.proxy is None
+    with TestClient(plan.gateway) as client:
+        response = client.get("/api/readyz")
+    assert (response.status_code, response.json()) == (200, {"status": "ready", "streamlit": "not_configured"})

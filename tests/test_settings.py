@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fluxlit.config.settings import SETTING_SPECS, Settings
+from fluxlit.config.parsers import parse_str
+from fluxlit.config.settings import SETTING_SPECS, Settings, _setting
 from fluxlit.config.sources import load_settings
 from fluxlit.errors import ConfigError
 
@@ -271,3 +272,15 @@ def test_metrics_access_comes_from_flags_env_and_file(tmp_path: Path) -> None:
     (tmp_path / "fluxlit.toml").write_text("allow_encoded_slashes = true\nmax_url_bytes = 4096\n")
     from_file = load_settings(env={}, project_dir=tmp_path).settings
     assert (from_file.allow_encoded_slashes, from_file.max_url_bytes) == (True, 4096)
+
+
+def test_a_mutable_setting_default_is_refused() -> None:
+    with pytest.raises(TypeError, match="settings defaults must be immutable"):
+        _setting([], "FLUXLIT_EXAMPLE", None, "an example", parse_str)
+
+
+def test_an_unreadable_project_file_is_a_config_error(tmp_path: Path) -> None:
+    # Reading /proc/self/mem from offset 0 fails with EIO for every user, root included.
+    (tmp_path / "fluxlit.toml").symlink_to("/proc/self/mem")
+    with pytest.raises(ConfigError, match=r"fluxlit\.toml cannot be read \(Input/output error\)"):
+        load_settings(project_dir=tmp_path, env={})

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import streamlit
 
 from fluxlit import streamlit_main_path
 from fluxlit.errors import ConfigError
 from fluxlit.streamlit.command import streamlit_argv
+from fluxlit.streamlit.shell import run
 
 
 def test_streamlit_main_path_is_the_bundled_script() -> None:
@@ -163,3 +165,33 @@ def test_the_message_limit_defaults_to_the_environment_and_working_directory(
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("STREAMLIT_SERVER_MAX_MESSAGE_SIZE", "42")
     assert streamlit_max_message_bytes() == 42_000_000
+
+
+# --- the entrypoint stops at its first error even where st.stop() returns (Streamlit's bare mode) ---
+
+
+class RecordingStreamlit:
+    """The real streamlit module, with the names the entrypoint used recorded in order."""
+
+    def __init__(self) -> None:
+        self.used: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.used.append(name)
+        return getattr(streamlit, name)
+
+
+def test_without_fluxlit_app_nothing_runs_after_the_error_even_where_stop_returns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FLUXLIT_APP", raising=False)
+    st = RecordingStreamlit()
+    run(st)
+    assert st.used == ["error", "stop"]
+
+
+def test_a_target_that_cannot_load_stops_at_its_error_even_where_stop_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLUXLIT_APP", "no_such_module_for_shell_cov:app")
+    st = RecordingStreamlit()
+    run(st)
+    assert st.used == ["error", "stop"]

@@ -119,3 +119,9 @@ def test_bad_targets_say_what_was_tried(project: Path, target: str, message: str
 def test_parse_target(spec: str, module: str, attr: str, call: bool) -> None:
     parsed = parse_target(spec)
     assert (parsed.module, parsed.attr, parsed.call) == (module, attr, call)
+
+
+def test_a_file_target_python_cannot_import_is_a_target_error(tmp_path: Path) -> None:
+    (tmp_path / "app.txt").write_text("app = None\n")
+    with pytest.raises(TargetError, match=r"app\.txt' cannot be imported as a Python module"):
+        load_target("./app.txt:app", cwd=tmp_path)

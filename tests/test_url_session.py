@@ -79,6 +79,11 @@ def test_delete_and_bad_arguments() -> None:
         store.set("s", {}, ttl_seconds=-1)
 
 
+def test_a_negative_default_ttl_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"default_ttl_seconds=-1 must be 0 \(no expiry\) or more"):
+        InMemorySessionStore(default_ttl_seconds=-1)
+
+
 def test_the_store_repr_never_shows_session_ids() -> None:
     store = InMemorySessionStore()
     sid = new_session_id()
@@ -207,3 +212,27 @@ def test_persist_keeps_only_public_keys_or_the_ones_asked_for(monkeypatch: pytes
 
     at = FluxLitTestClient(app).streamlit(target="persist_app:app", query_params={"fluxlit_sid": sid})
     assert texts(at) == ["['a', 'b']", "['b']"]
+
+
+def hydrated_and_persisted(target: str) -> list[str]:
+    """What hydrate_url_session and persist_url_session report on a page's first run, from a fresh store."""
+    store = InMemorySessionStore()
+    app = FluxLit(title="Helpers")
+
+    @app.page("/")
+    def page(st: Any, client: Any) -> None:
+        st.session_state["kept"] = "x"
+        st.write(f"hydrated={hydrate_url_session(st, store)} persisted={persist_url_session(st, store)}")
+
+    return texts(FluxLitTestClient(app).streamlit(target=target))
+
+
+@pytest.mark.usefixtures("requires_streamlit_apptest")
+def test_switched_off_the_helpers_report_false() -> None:
+    assert hydrated_and_persisted("helpers_off_app:app") == ["hydrated=False persisted=False"]
+
+
+@pytest.mark.usefixtures("requires_streamlit_apptest")
+def test_without_a_session_id_in_the_url_nothing_is_loaded_or_saved(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLUXLIT_FORCE_URL_SESSION_IN_TESTS", "1")
+    assert hydrated_and_persisted("helpers_on_app:app") == ["hydrated=False persisted=False"]

@@ -1,4 +1,5 @@
-"""`fluxlit workbench` run in this process: `serve` with the IDE proxy trusted, and the URLs to open printed."""
+"""`fluxlit workbench` run in this process: `serve` with the IDE proxy trusted, and the URLs to open printed; and
+(slow) as a user runs it inside an IDE, a real process stopped by SIGTERM."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 
 from fluxlit.cli.main import main
 from tests._inprocess import SigtermOnceHealthy
-from tests._live import free_port
+from tests._live import LiveServer, free_port
 
 
 @pytest.mark.usefixtures("restored_process_state")
@@ -25,3 +26,20 @@ def test_workbench_serves_and_prints_where_to_open_it(tmp_path: Path, monkeypatc
     assert f"Local:   http://127.0.0.1:{port}/" in result.output
     assert f"Proxied: /user/ada/proxy/{port}/" in result.output
     assert os.environ["FLUXLIT_TRUST_PROXY"] == "1"  # what pages are told: links follow the IDE proxy's headers
+
+
+@pytest.mark.slow
+def test_workbench_run_as_in_an_ide_prints_both_urls_serves_and_stops_0_on_sigterm(tmp_path: Path) -> None:
+    env = {"RS_SERVER_URL": "https://workbench.example/", "RS_SESSION_URL": "/s/abc123/"}
+    live = LiveServer(tmp_path, env=env)
+    live.argv[live.argv.index("serve")] = "workbench"
+    live.start()
+    try:
+        live.wait_ready()
+        assert live.get("/api/smoke").json()["marker"] == "fluxlit_smoke_ok"
+    finally:
+        code = live.stop()
+    assert code == 0, live.log()[-4000:]
+    log = live.log()
+    assert f"Local:   http://127.0.0.1:{live.port}/" in log
+    assert f"Proxied: https://workbench.example/s/abc123/p/<token for port {live.port}>/" in log

@@ -54,9 +54,6 @@ class TrustedHeaderAuth:
         self.email_header = email_header
         self.realm = realm
 
-    def __repr__(self) -> str:
-        return f"TrustedHeaderAuth(user_header={self.user_header!r}, trusted={[str(n) for n in self.trusted]!r})"
-
     async def __call__(self, request: HTTPConnection) -> Principal:
         if not is_trusted(socket_peer(request.scope), self.trusted):
             raise missing_credentials(self.realm, FORWARD_AUTH_SCHEME)

@@ -129,8 +129,7 @@ class GatewayMetrics:
         registry = self.registry
 
         async def metrics_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                return
+            # The gateway hands internal endpoints HTTP requests only.
             await send_bytes(send, 200, generate_latest(registry), CONTENT_TYPE_LATEST.encode())
 
         return metrics_endpoint

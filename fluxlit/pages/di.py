@@ -103,11 +103,9 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature:
 
 
 def _describe(fn: Callable[..., Any]) -> str:
+    # Every caller already took fn's signature, so this one cannot fail.
     name = getattr(fn, "__qualname__", None) or repr(fn)
-    try:
-        return f"{name}{inspect.signature(fn)}"
-    except (TypeError, ValueError):  # pragma: no cover - unreachable: every caller already took fn's signature
-        return name
+    return f"{name}{inspect.signature(fn)}"
 
 
 class _Resolver:

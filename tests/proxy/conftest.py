@@ -213,6 +213,14 @@ def head_reader() -> Callable[..., Any]:
     return read_request_head
 
 
+@pytest.fixture
+def refused_port() -> int:
+    """A loopback port nobody listens on (bound then closed; good enough on loopback)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 # --------------------------------------------------------------------------- the origin app
 
 

@@ -1,4 +1,5 @@
-"""One exchange whose upstream answers before the request ended: the connection must never carry the next request."""
+"""One exchange: an upstream that answers before the request ended must never carry the next request, and a
+client body that breaks its own framing or mixes in other messages."""
 
 from __future__ import annotations
 
@@ -8,17 +9,11 @@ import anyio
 import pytest
 from fluxlit_proxy import ProxyConfig, ReverseProxy, Upstream
 
+from tests.proxy._asgi import body_of, call, http_scope
+
 pytestmark = pytest.mark.anyio
 
 NO_SPARE = ProxyConfig(ws_spare_connection=False)
-
-
-def scope_for(method: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    return {
-        "type": "http", "http_version": "1.1", "method": method, "scheme": "http", "path": "/", "raw_path": b"/",
-        "query_string": b"", "root_path": "", "headers": [(b"host", b"app.example"), *headers],
-        "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 8000),
-    }  # fmt: skip
 
 
 async def answered_early(proxy: ReverseProxy, headers: list[tuple[bytes, bytes]], last_body: bytes) -> int:
@@ -52,21 +47,12 @@ async def answered_early(proxy: ReverseProxy, headers: list[tuple[bytes, bytes]]
             response_ended.set()
 
     with anyio.fail_after(5):
-        await proxy(scope_for("POST", headers), receive, send)
+        await proxy(http_scope(headers=headers), receive, send)
     return status
 
 
 async def plain_get(proxy: ReverseProxy) -> int:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    with anyio.fail_after(5):
-        await proxy(scope_for("GET", []), receive, send)
+    sent = await call(proxy, http_scope(method="GET"), [{"type": "http.request", "body": b"", "more_body": False}])
     return int(sent[0]["status"])
 
 
@@ -92,3 +78,36 @@ async def test_a_request_that_ends_only_after_its_response_did_is_not_pooled(h11
         assert await plain_get(proxy) == 405
         await proxy.aclose()
     assert [(conn, method) for conn, method, _ in upstream.requests] == [(0, "POST"), (1, "GET")]
+
+
+async def test_a_body_longer_than_its_content_length_ends_the_exchange_as_a_client_gone(tcp_server, head_reader):
+    received = bytearray()
+
+    async def upstream(stream):
+        await head_reader(stream, received)
+        with anyio.move_on_after(2):
+            while data := await stream.receive():
+                received.extend(data)
+
+    async with tcp_server(upstream) as port:
+        proxy = ReverseProxy(lambda: Upstream(port=port))
+        scope = http_scope(headers=[(b"content-length", b"3")])
+        sent = await call(proxy, scope, [{"type": "http.request", "body": b"too long", "more_body": False}])
+        await proxy.aclose()
+    assert sent == []
+    assert bytes(received) == b""
+
+
+async def test_asgi_messages_other_than_body_parts_during_an_upload_are_skipped(asgi_server, origin_factory):
+    async with asgi_server(origin_factory()) as port:
+        proxy = ReverseProxy(lambda: Upstream(port=port))
+        scope = http_scope(headers=[(b"content-length", b"3")])
+        messages = [
+            {"type": "http.request", "body": b"a", "more_body": True},
+            {"type": "http.request.trailers", "headers": []},
+            {"type": "http.request", "body": b"bc", "more_body": False},
+        ]
+        sent = await call(proxy, scope, messages)
+        await proxy.aclose()
+    assert sent[0]["status"] == 200
+    assert b'"body_length": 3' in body_of(sent)

@@ -3,55 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
 
 import anyio
 import pytest
 from fluxlit_proxy import ProxyConfig, ReverseProxy, Upstream
 from fluxlit_proxy.failures import ResponseAborted
 
+from tests.proxy._asgi import body_of, call, http_scope
+
 pytestmark = pytest.mark.anyio
-
-
-def http_scope(*, http_version: str = "1.1", method: str = "POST", headers=()) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": http_version,
-        "method": method,
-        "scheme": "https",
-        "path": "/inspect",
-        "raw_path": b"/inspect",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"app.example"), *headers],
-        "client": ("10.1.2.3", 5555),
-        "server": ("127.0.0.1", 8443),
-    }
-
-
-async def call(proxy: ReverseProxy, scope: dict[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run one request: feed `messages`, then wait forever like a server whose client stays; collect sends."""
-    pending = list(messages)
-    sent: list[dict[str, Any]] = []
-    never = anyio.Event()
-
-    async def receive() -> dict[str, Any]:
-        if pending:
-            return pending.pop(0)
-        await never.wait()
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    with anyio.fail_after(5):
-        await proxy(scope, receive, send)
-    return sent
-
-
-def body_of(sent: list[dict[str, Any]]) -> bytes:
-    return b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body")
 
 
 @pytest.mark.parametrize(
@@ -141,3 +102,48 @@ async def test_lifespan_is_answered_when_served_directly():
 async def test_other_scope_types_are_refused():
     with pytest.raises(ValueError, match="cannot serve ASGI scope type 'webtransport'"):
         await ReverseProxy(lambda: Upstream(port=1))({"type": "webtransport"}, None, None)  # type: ignore[arg-type]
+
+
+async def test_an_http2_client_gone_before_its_body_started_sends_nothing_upstream(tcp_server):
+    contacted = anyio.Event()
+
+    async def upstream(stream):
+        contacted.set()
+
+    async with tcp_server(upstream) as port:
+        proxy = ReverseProxy(lambda: Upstream(port=port))
+        assert await call(proxy, http_scope(http_version="2"), [{"type": "http.disconnect"}]) == []
+        await proxy.aclose()
+    assert not contacted.is_set()
+
+
+async def test_a_chunked_upload_under_a_limit_whose_client_left_at_once_sends_nothing_upstream(tcp_server):
+    contacted = anyio.Event()
+
+    async def upstream(stream):
+        contacted.set()
+
+    async with tcp_server(upstream) as port:
+        proxy = ReverseProxy(lambda: Upstream(port=port), ProxyConfig(max_request_body_bytes=10))
+        scope = http_scope(headers=[(b"transfer-encoding", b"chunked")])
+        assert await call(proxy, scope, [{"type": "http.disconnect"}]) == []
+        await proxy.aclose()
+    assert not contacted.is_set()
+
+
+async def test_a_request_head_h11_cannot_write_is_400_and_never_leaves(tcp_server, caplog):
+    contacted = anyio.Event()
+
+    async def upstream(stream):
+        contacted.set()
+
+    async with tcp_server(upstream) as port:
+        proxy = ReverseProxy(lambda: Upstream(port=port))
+        scope = http_scope(method="GET", headers=[(b"x-split", b"one\r\nx-injected: two")])
+        with caplog.at_level(logging.WARNING, logger="proxy"):
+            sent = await call(proxy, scope, [{"type": "http.request"}])
+        await proxy.aclose()
+    assert sent[0]["status"] == 400
+    assert body_of(sent) == b"request cannot be forwarded\n"
+    assert "400, request not forwardable" in caplog.text
+    assert not contacted.is_set()

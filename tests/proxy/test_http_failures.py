@@ -8,20 +8,15 @@ import socket
 import anyio
 import httpx
 import pytest
-from fluxlit_proxy import ProxyConfig, Unavailable, Upstream
+from fluxlit_proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
+
+from tests.proxy._asgi import call, http_scope, reset_on_close
 
 pytestmark = pytest.mark.anyio
 
 
-def refused_port() -> int:
-    """A loopback port nobody listens on (bound then closed; good enough on loopback)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def test_refused_upstream_is_502_with_one_warning_naming_the_request(stack_factory, hooks, caplog):
-    port = refused_port()
+async def test_refused_upstream_is_502_with_one_warning_naming_the_request(stack_factory, hooks, caplog, refused_port):
+    port = refused_port
     async with stack_factory(resolve=lambda: Upstream(port=port), hooks=hooks) as stack:
         with caplog.at_level(logging.WARNING, logger="proxy"):
             response = await stack.client.get("/x", headers={"x-request-id": "rid-502"})
@@ -307,3 +302,60 @@ async def test_client_that_stops_reading_is_dropped_after_write_timeout(stack_fa
                 await dropped.wait()
     finally:
         logging.getLogger("proxy").removeHandler(watch)
+
+
+async def test_an_upstream_that_stops_reading_an_upload_is_504_write_timeout(tcp_server, head_reader, hooks):
+    stop = anyio.Event()
+
+    async def upstream(stream):
+        await head_reader(stream, bytearray())
+        await stop.wait()  # never reads the body: the proxy's writes block once the buffers fill
+
+    chunk = {"type": "http.request", "body": b"x" * (1024 * 1024), "more_body": True}
+    async with tcp_server(upstream) as port:
+        proxy = ReverseProxy(lambda: Upstream(port=port), ProxyConfig(write_timeout=0.3), hooks)
+        scope = http_scope(headers=[(b"content-length", str(64 * 1024 * 1024).encode())])
+        sent = await call(proxy, scope, [chunk] * 64)
+        stop.set()
+        await proxy.aclose()
+    assert sent[0]["status"] == 504
+    assert hooks.errors == ["timeout"]
+
+
+async def test_an_upstream_that_resets_during_an_upload_is_502_reset(tcp_server, head_reader, hooks):
+    reset_done = anyio.Event()
+
+    async def upstream(stream):
+        await head_reader(stream, bytearray())
+        reset_on_close(stream)
+        await stream.aclose()
+        reset_done.set()
+
+    async with tcp_server(upstream) as port:
+        proxy = ReverseProxy(lambda: Upstream(port=port), hooks=hooks)
+        scope = http_scope(headers=[(b"content-length", b"8")])
+        messages = [
+            {"type": "http.request", "body": b"abcd", "more_body": True},
+            reset_done,
+            {"type": "http.request", "body": b"efgh", "more_body": False},
+        ]
+        sent = await call(proxy, scope, messages)
+        await proxy.aclose()
+    assert sent[0]["status"] == 502
+    assert hooks.errors == ["reset"]
+
+
+async def test_the_retry_after_a_stale_kept_alive_connection_is_logged_at_debug(
+    tcp_server, head_reader, stack_factory, caplog
+):
+    async def upstream(stream):
+        if await head_reader(stream, bytearray()) is not None:
+            await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await head_reader(stream, bytearray())  # the next request on this connection: dropped
+        await stream.aclose()
+
+    async with tcp_server(upstream) as port, stack_factory(resolve=lambda: Upstream(port=port)) as stack:
+        assert (await stack.client.get("/x")).status_code == 200
+        with caplog.at_level(logging.DEBUG, logger="proxy"):
+            assert (await stack.client.get("/x")).status_code == 200
+    assert "kept-alive connection was stale" in caplog.text

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from fluxlit_proxy import ProxyConfig, Upstream
+from fluxlit_proxy import ProxyConfig, ProxyHooks, Upstream
+from fluxlit_proxy.pool import ConnectionPool
 
 pytestmark = pytest.mark.anyio
 
@@ -90,3 +91,13 @@ async def test_idle_time_counts_from_the_end_of_the_response_not_from_a_slow_cli
         await get(client_delay=0)
         await proxy.aclose()
     assert upstream.connections == 2
+
+
+async def test_a_discarded_connection_is_counted_neither_idle_nor_in_use(asgi_server, origin_factory):
+    async with asgi_server(origin_factory()) as port:
+        pool = ConnectionPool(ProxyConfig(), ProxyHooks())
+        conn = await pool.acquire(Upstream(port=port))
+        assert (pool.idle_count, pool.in_use_count) == (0, 1)
+        await pool.discard(conn)
+        assert (pool.idle_count, pool.in_use_count) == (0, 0)
+        await pool.aclose()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from fluxlit_proxy.transport import ClosePeek
+from fluxlit_proxy import Upstream
+from fluxlit_proxy.transport import ClosePeek, describe
 
 pytestmark = pytest.mark.anyio
 
@@ -41,3 +42,8 @@ async def test_a_connection_closed_on_our_side_counts_as_gone(tcp_server) -> Non
         assert peek() is False
         await anyio.aclose_forcefully(stream)
         assert peek() is True
+
+
+def test_an_upstream_is_described_by_its_address_or_its_socket_path() -> None:
+    assert describe(Upstream(unix_path="/run/app.sock")) == "unix:/run/app.sock"
+    assert describe(Upstream(port=8501)) == "127.0.0.1:8501"

@@ -14,14 +14,6 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 pytestmark = pytest.mark.anyio
 
 
-def refused_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def recv(ws, deadline: float = 10.0):
     with anyio.fail_after(deadline):
         return await ws.recv()
@@ -147,8 +139,8 @@ async def test_unavailable_upstream_denies_the_handshake_with_503(stack_factory)
         assert refused.value.response.headers["retry-after"] == "3"
 
 
-async def test_unreachable_upstream_denies_the_handshake_with_502(stack_factory, hooks):
-    port = refused_port()
+async def test_unreachable_upstream_denies_the_handshake_with_502(stack_factory, hooks, refused_port):
+    port = refused_port
     async with stack_factory(resolve=lambda: Upstream(port=port), hooks=hooks) as stack:
         with pytest.raises(InvalidStatus) as refused:
             async with connect(stack.ws_url + "/ws/echo"):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import socket
 
 import anyio
 import anyio.lowlevel
 import h11
 import pytest
-from fluxlit_proxy import ProxyConfig, Upstream
+from fluxlit_proxy import ProxyConfig, ReverseProxy, Upstream
 from fluxlit_proxy.failures import Failure, UpstreamError
 from fluxlit_proxy.spare import SpareConnection, spare_usable
 from fluxlit_proxy.transport import readable_or_closed
@@ -19,10 +18,13 @@ from fluxlit_proxy.ws_handshake import (
     handshake_request,
     may_retry_handshake,
     split_switching_head,
+    upstream_host_value,
 )
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from wsproto.events import Request
+
+from tests.proxy._asgi import NO_SPARE, ScriptedServer, first_status, reset_on_close, websocket_scope
 
 RFC_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
 RFC_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -369,10 +371,8 @@ async def test_a_spare_for_another_upstream_is_closed_not_used(tcp_server) -> No
 
 
 @pytest.mark.anyio
-async def test_a_spare_is_not_opened_when_the_upstream_refuses_nor_after_close() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        refused = Upstream(port=sock.getsockname()[1])
+async def test_a_spare_is_not_opened_when_the_upstream_refuses_nor_after_close(refused_port: int) -> None:
+    refused = Upstream(port=refused_port)
     spare = SpareConnection(ProxyConfig())
     await spare.refill(refused)
     assert not spare.ready
@@ -428,3 +428,55 @@ async def test_readable_or_closed_sees_data_and_eof_without_reading(tcp_server) 
             go.set()
             await wait_until(lambda: readable_or_closed(stream))
             assert await stream.receive() == b"x"  # nothing was consumed
+
+
+def test_a_host_that_idna_cannot_encode_is_replaced_by_the_upstream_address() -> None:
+    assert upstream_host_value(b"bad..label", Upstream(port=8501)) == "127.0.0.1:8501"
+    assert upstream_host_value("bücher.example".encode("latin-1"), Upstream(port=8501)) == "127.0.0.1:8501"
+    assert upstream_host_value(None, Upstream(unix_path="/run/st.sock")) == "localhost"
+
+
+@pytest.mark.anyio
+async def test_an_upstream_that_never_answers_the_handshake_is_504(tcp_server, head_reader, hooks):
+    async def upstream(stream):
+        await head_reader(stream, bytearray())
+        await anyio.sleep(5)
+
+    async with tcp_server(upstream) as port:
+        config = ProxyConfig(ws_open_timeout=0.2, **NO_SPARE)
+        assert await first_status(ReverseProxy(lambda: Upstream(port=port), config, hooks)) == 504
+    assert hooks.errors == ["timeout"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+async def test_an_upstream_that_closes_during_the_handshake_is_502(tcp_server, head_reader, hooks, reset):
+    async def upstream(stream):
+        await head_reader(stream, bytearray())
+        if reset:
+            reset_on_close(stream)
+        await stream.aclose()
+
+    async with tcp_server(upstream) as port:
+        assert await first_status(ReverseProxy(lambda: Upstream(port=port), ProxyConfig(**NO_SPARE), hooks)) == 502
+    assert hooks.errors == ["reset"]
+
+
+@pytest.mark.anyio
+async def test_a_refusal_whose_body_ends_with_the_connection_is_relayed_whole(tcp_server, head_reader):
+    async def upstream(stream):
+        await head_reader(stream, bytearray())
+        await stream.send(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\nnot for you")
+        await stream.aclose()
+
+    async with tcp_server(upstream) as port:
+        proxy = ReverseProxy(lambda: Upstream(port=port), ProxyConfig(**NO_SPARE))
+        server = ScriptedServer()
+        await server.to_app.send({"type": "websocket.connect"})
+        with anyio.fail_after(5):
+            await proxy(websocket_scope(), server.receive, server.send)
+        start, body = await server.next_sent(), await server.next_sent()
+        server.close()
+        await proxy.aclose()
+    assert start["status"] == 403
+    assert body["body"] == b"not for you"

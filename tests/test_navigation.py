@@ -1,27 +1,15 @@
-"""Small public surfaces of the app object, the API client, the page registry and the nav entries."""
+"""The sidebar's entries: sidebar order, the deep-linked default, and a URL path for the home page."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fluxlit import FluxLit
-from fluxlit.client import ApiClient
 from fluxlit.navigation import nav_entries
 
 
 def noop_page(st: Any, client: Any) -> None:
     pass
-
-
-def test_app_repr_names_its_title_and_pages_in_sidebar_order() -> None:
-    app = FluxLit(title="Shop")
-    app.page("/")(noop_page)
-    app.page("/orders/open", title="Open orders")(noop_page)
-    assert repr(app) == "FluxLit(title='Shop', pages=['/', '/orders/open'])"
-
-
-def test_api_client_repr_shows_its_base_url_without_a_trailing_slash() -> None:
-    assert repr(ApiClient("http://127.0.0.1:9/api/")) == "ApiClient(base_url='http://127.0.0.1:9/api')"
 
 
 def test_an_app_without_pages_has_no_nav_entries() -> None:

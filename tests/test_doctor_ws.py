@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from fluxlit.doctor import ws_probe as doctor_ws
 from fluxlit.doctor.ws_probe import websocket_handshake
 
 Answer = Callable[[socket.socket, bytes], None]
@@ -130,8 +131,6 @@ class _Clock:
 
 
 def test_a_refusal_body_outlasting_the_deadline_is_reported_as_far_as_it_came(monkeypatch: pytest.MonkeyPatch) -> None:
-    import fluxlit.doctor.ws_probe as doctor_ws
-
     # Readings: the deadline, then the first read's remaining time; the second read finds the deadline passed.
     monkeypatch.setattr(doctor_ws, "time", _Clock(reads_before_jump=2))
     head = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 1000000\r\n\r\nnot all of it"

@@ -11,7 +11,7 @@ import pytest
 from fluxlit.doctor.app_checks import STREAMLIT_DEFAULT_UPLOAD_MB, check_pages, check_target, streamlit_upload_limit_mb
 from fluxlit.doctor.model import DoctorContext, Status
 
-PREFIX = "doctor_cov_app_"
+PREFIX = "doctor_app_case_"
 
 
 @pytest.fixture(autouse=True)

@@ -94,25 +94,23 @@ class JWTBearer:
         )
 
 
+# In order: a subclass comes before its base (InvalidSignatureError is a DecodeError).
+_REFUSALS: tuple[tuple[type[Exception], str], ...] = (
+    (jwt.ExpiredSignatureError, "the token has expired"),
+    (jwt.ImmatureSignatureError, "the token is not valid yet"),
+    (jwt.InvalidAudienceError, "the token is not meant for this audience"),
+    (jwt.InvalidIssuerError, "the token comes from another issuer"),
+    (jwt.InvalidSignatureError, "the token signature does not verify"),
+    (jwt.InvalidAlgorithmError, "the token algorithm is not accepted"),
+    (jwt.DecodeError, "the token is not a well-formed JWT"),
+)
+
+
 def describe_failure(exc: Exception) -> str:
     """Why a token was refused, in words safe to send back (never the token or the key)."""
-    if isinstance(exc, jwt.ExpiredSignatureError):
-        return "the token has expired"
-    if isinstance(exc, jwt.ImmatureSignatureError):
-        return "the token is not valid yet"
-    if isinstance(exc, jwt.InvalidAudienceError):
-        return "the token is not meant for this audience"
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return "the token comes from another issuer"
     if isinstance(exc, jwt.MissingRequiredClaimError):
         return f"the token has no '{exc.claim}' claim"
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return "the token signature does not verify"
-    if isinstance(exc, jwt.InvalidAlgorithmError):
-        return "the token algorithm is not accepted"
-    if isinstance(exc, jwt.DecodeError):
-        return "the token is not a well-formed JWT"
-    return "the token is not valid"
+    return next((text for kind, text in _REFUSALS if isinstance(exc, kind)), "the token is not valid")
 
 
 def _check_algorithms(algorithms: Sequence[str]) -> list[str]:

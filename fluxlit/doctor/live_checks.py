@@ -9,7 +9,7 @@ import httpx
 
 from fluxlit.config.paths import DEFAULT_API_PREFIX
 from fluxlit.config.settings import DEFAULTS
-from fluxlit.doctor.model import Check, CheckFunction, DoctorContext, failed, not_checked, passed, warned
+from fluxlit.doctor.model import Check, CheckFunction, DoctorContext, check_name, failed, not_checked, passed, warned
 from fluxlit.doctor.ws_probe import first_ping, websocket_handshake
 from fluxlit.gateway.request_id import REQUEST_ID_HEADER
 
@@ -111,15 +111,23 @@ def _require_fluxlit(ctx: DoctorContext, function: CheckFunction) -> Check | Non
     return not_checked(function, "no FluxLit gateway answered healthz")
 
 
-def check_readyz(ctx: DoctorContext) -> Check:
-    """GET {url}/api/readyz: 200 once Streamlit is up."""
-    skipped = _require_fluxlit(ctx, check_readyz)
+def _fetch_from_fluxlit(ctx: DoctorContext, function: CheckFunction, url: str) -> httpx.Response | Check:
+    """GET url once healthz proved FluxLit answers: the response, or the check's verdict when there is none."""
+    skipped = _require_fluxlit(ctx, function)
     if skipped:
         return skipped
-    url = _api(ctx) + "/readyz"
     answer = fetch(ctx, url)
     if isinstance(answer, str):
-        return failed("readyz", f"cannot reach {url}: {answer}", "retry; the server may be stopping")
+        return failed(check_name(function), f"cannot reach {url}: {answer}", "retry; the server may be stopping")
+    return answer
+
+
+def check_readyz(ctx: DoctorContext) -> Check:
+    """GET {url}/api/readyz: 200 once Streamlit is up."""
+    url = _api(ctx) + "/readyz"
+    answer = _fetch_from_fluxlit(ctx, check_readyz, url)
+    if isinstance(answer, Check):
+        return answer
     body = _json(answer)
     if answer.status_code == 200:
         return passed("readyz", f"ready (streamlit: {body.get('streamlit')}, generation {body.get('generation', '-')})")
@@ -134,13 +142,10 @@ def check_readyz(ctx: DoctorContext) -> Check:
 
 def check_html_shell(ctx: DoctorContext) -> Check:
     """GET {url}/ serves Streamlit's page, whose script URLs stay under the URL's sub-path."""
-    skipped = _require_fluxlit(ctx, check_html_shell)
-    if skipped:
-        return skipped
     url = base_url(ctx) + "/"
-    answer = fetch(ctx, url)
-    if isinstance(answer, str):
-        return failed("html_shell", f"cannot reach {url}: {answer}", "retry; the server may be stopping")
+    answer = _fetch_from_fluxlit(ctx, check_html_shell, url)
+    if isinstance(answer, Check):
+        return answer
     if answer.status_code != 200:
         return failed(
             "html_shell",

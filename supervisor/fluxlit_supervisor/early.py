@@ -128,7 +128,7 @@ class PrestartedChild:
         """Hand the child to the running event loop: its output as stream readers, its exit as an event."""
         if self._loop is not None:
             return
-        import asyncio
+        import asyncio  # ~30 ms that the early start, which runs before any event loop, does not pay
 
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -182,7 +182,7 @@ class PrestartedChild:
 
 
 async def _stream_reader(loop: asyncio.AbstractEventLoop, pipe: object) -> asyncio.StreamReader | None:
-    import asyncio
+    import asyncio  # as in attach()
 
     if pipe is None:  # pragma: no cover - prestart always pipes both streams
         return None

@@ -390,7 +390,7 @@ async def _send_within(stream: Any, event: Any, within: float = CLOSE_SEND_TIMEO
 
 
 async def _end_stream(stream: Any, guard: _StreamGuard) -> None:
-    from hypercorn.protocol.events import StreamClosed
+    from hypercorn.protocol.events import StreamClosed  # version-guarded like the patch that calls this
 
     # hypercorn's own way to end a stream: the app gets websocket.disconnect, then the connection closes.
     if not guard.ended:

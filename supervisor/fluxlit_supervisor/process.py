@@ -164,7 +164,7 @@ async def spawn_child(argv: Sequence[str], options: SpawnOptions) -> asyncio.sub
 
     Must run on the event-loop thread: PR_SET_PDEATHSIG is tied to the thread that forks.
     """
-    import asyncio
+    import asyncio  # ~30 ms: the early start imports this module before any event loop exists
 
     return await asyncio.create_subprocess_exec(*_program(argv), **options.popen_arguments())
 
@@ -287,6 +287,7 @@ async def stop_process_group(
     `first_signal` None means it was sent already (a second SIGTERM can make a server skip its drain). Returns
     the exit code, None when the leader could not be reaped. Shielded: a stop must never leave the child behind.
     """
+    # anyio (~45 ms) only once a loop runs: the early start imports this module for its blocking stop.
     import anyio
 
     from fluxlit_supervisor.concurrency import first_of

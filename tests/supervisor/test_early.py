@@ -16,6 +16,8 @@ import pytest
 from fluxlit_supervisor import ChildSpec, ExitCode, RestartPolicy, RunSpec, ServeConfig, run_supervised
 from fluxlit_supervisor.early import PrestartedChild, pidfds_work, prestart
 
+from tests._lifespan import answer_lifespan
+
 SLEEPER = "import time; time.sleep(60)"
 SIGTERM_IGNORER = (
     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('armed', flush=True); time.sleep(60)"
@@ -188,9 +190,7 @@ POLICY = RestartPolicy(backoff_initial=0.05, backoff_max=0.2, jitter=0.0, min_up
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+        await answer_lifespan(receive, send)
         return
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"app ok"})

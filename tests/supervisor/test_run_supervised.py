@@ -19,6 +19,7 @@ import pytest
 from fluxlit_supervisor import ChildSpec, ExitCode, RestartPolicy, RunSpec, ServeConfig, run_supervised
 
 from tests._certs import self_signed_certificate
+from tests._lifespan import answer_lifespan
 
 # anyio.wait_readable arrived in anyio 4.7; the floor (4.4) has only the older name.
 wait_readable = getattr(anyio, "wait_readable", None) or getattr(anyio, "wait_socket_readable")  # noqa: B009
@@ -29,13 +30,8 @@ FAST_POLICY = RestartPolicy(backoff_initial=0.05, backoff_max=0.2, jitter=0.0, m
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answers 200; `/sleep/<seconds>` answers after that long."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await answer_lifespan(receive, send)
+        return
     path: str = scope["path"]
     if path.startswith("/sleep/"):
         await anyio.sleep(float(path.rsplit("/", 1)[1]))

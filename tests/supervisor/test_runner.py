@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fluxlit_supervisor import ExitCode, RunSpec, ServeConfig
 
+from tests._lifespan import answer_lifespan
 from tests.supervisor.test_run_supervised import FAST_POLICY, get, running
 
 GRACEFUL_TIMEOUT = 0.3
@@ -22,22 +23,12 @@ CHILD_GRACE = 1.0
 STOP_BUDGET = GRACEFUL_TIMEOUT + CHILD_GRACE + 1.0
 
 
-async def lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        else:
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 def app_blocking_on(release: threading.Event, *, in_executor: bool = False, on_request: Any = None) -> Any:
     """An app whose every request waits for `release` in a thread: anyio's (a `def` route) or the loop's."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if on_request is not None:
             on_request()
@@ -95,7 +86,7 @@ def stubborn_app(arrived: anyio.Event, *, swallows: int) -> Any:
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         arrived.set()
         for _ in range(swallows):

@@ -28,6 +28,8 @@ from fluxlit_supervisor.workers import (
 )
 from hypercorn.config import Sockets
 
+from tests._lifespan import answer_lifespan
+
 pytestmark = pytest.mark.anyio
 
 WORKER_CHILD = Path(__file__).with_name("worker_child.py")
@@ -220,10 +222,7 @@ async def test_run_supervised_stops_its_workers_and_frees_the_port(
 ) -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await receive()
-            await send({"type": "lifespan.startup.complete"})
-            await receive()
-            await send({"type": "lifespan.shutdown.complete"})
+            await answer_lifespan(receive, send)
 
     port = free_port()
     hub = StateHub()

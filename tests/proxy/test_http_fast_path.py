@@ -8,16 +8,9 @@ import pytest
 from fluxlit_proxy import ProxyConfig, Upstream
 from fluxlit_proxy.exchange import WATCH_CLIENT_AFTER
 
+from tests.proxy._peers import saw_close
+
 pytestmark = pytest.mark.anyio
-
-
-async def _saw_close(stream, seen: anyio.Event) -> None:
-    try:
-        with anyio.fail_after(5):
-            while await stream.receive():
-                pass
-    except (anyio.EndOfStream, anyio.BrokenResourceError):
-        seen.set()
 
 
 async def test_client_leaving_while_the_head_is_slow_closes_the_upstream_connection(
@@ -27,7 +20,7 @@ async def test_client_leaving_while_the_head_is_slow_closes_the_upstream_connect
 
     async def upstream(stream):
         await head_reader(stream, bytearray())
-        await _saw_close(stream, upstream_saw_close)  # never answers
+        await saw_close(stream, upstream_saw_close)  # never answers
 
     async with tcp_server(upstream) as port, stack_factory(resolve=lambda: Upstream(port=port)) as stack:
         async with await anyio.connect_tcp("127.0.0.1", stack.proxy_port) as client:
@@ -45,7 +38,7 @@ async def test_client_leaving_mid_content_length_body_closes_the_upstream_connec
     async def upstream(stream):
         await head_reader(stream, bytearray())
         await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")
-        await _saw_close(stream, upstream_saw_close)
+        await saw_close(stream, upstream_saw_close)
 
     async with tcp_server(upstream) as port, stack_factory(resolve=lambda: Upstream(port=port)) as stack:
         async with await anyio.connect_tcp("127.0.0.1", stack.proxy_port) as client:

@@ -8,8 +8,10 @@ import anyio
 import pytest
 from fluxlit_proxy import ProxyConfig, Unavailable, Upstream
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+
+from tests.proxy._peers import closed_code
 
 pytestmark = pytest.mark.anyio
 
@@ -17,16 +19,6 @@ pytestmark = pytest.mark.anyio
 async def recv(ws, deadline: float = 10.0):
     with anyio.fail_after(deadline):
         return await ws.recv()
-
-
-async def closed_code(ws) -> tuple[int | None, str | None]:
-    """Read until the connection closes; the close code and reason the client saw."""
-    with anyio.fail_after(5):
-        try:
-            while True:
-                await ws.recv()
-        except ConnectionClosed:
-            return ws.close_code, ws.close_reason
 
 
 async def test_text_and_binary_messages_echo(stack_factory, hooks):

@@ -35,3 +35,19 @@ async def wait_until(condition: Callable[[], object], within: float = 5.0) -> No
     with anyio.fail_after(within):
         while not condition():  # noqa: ASYNC110 - connections, budgets and allocations have no event to wait on
             await anyio.sleep(0.01)
+
+
+class FirstEventAfter:
+    """A raw WebSocket upstream that sends `messages`, then keeps the first event it receives: how the proxy ends
+    its leg, in the tests that use it."""
+
+    def __init__(self, *messages: Any) -> None:
+        self.messages = messages
+        self.received: list[Any] = []
+        self.arrived = anyio.Event()
+
+    async def __call__(self, conn: Any) -> None:
+        for message in self.messages:
+            await conn.send(message)
+        self.received.append(await conn.next_event())
+        self.arrived.set()

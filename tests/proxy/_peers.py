@@ -3,7 +3,7 @@ and conditions that have no event to wait on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -11,14 +11,25 @@ import anyio.abc
 from websockets.exceptions import ConnectionClosed
 
 
-async def saw_close(stream: anyio.abc.SocketStream, seen: anyio.Event) -> None:
-    """Read and drop what the proxy sends on `stream` until it closes the connection, then set `seen` (5 s at most)."""
-    try:
-        with anyio.fail_after(5):
-            while await stream.receive():
-                pass
-    except (anyio.EndOfStream, anyio.BrokenResourceError):
-        seen.set()
+class WatchesForClose:
+    """A raw HTTP upstream that reads one request head, sends `reply` (nothing: it never answers), then reads and
+    drops what comes until the proxy closes the connection, and sets `closed` (5 s at most)."""
+
+    def __init__(self, head_reader: Callable[..., Awaitable[object]], reply: bytes = b"") -> None:
+        self.head_reader = head_reader
+        self.reply = reply
+        self.closed = anyio.Event()
+
+    async def __call__(self, stream: anyio.abc.SocketStream) -> None:
+        await self.head_reader(stream, bytearray())
+        if self.reply:
+            await stream.send(self.reply)
+        try:
+            with anyio.fail_after(5):
+                while await stream.receive():
+                    pass
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            self.closed.set()
 
 
 async def closed_code(ws: Any) -> tuple[int | None, str | None]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
-from fluxlit_supervisor import RestartPolicy, RunSpec, ServeConfig, StateHub, run_supervised
+from fluxlit_supervisor import RestartPolicy, StateHub, run_supervised
 from fluxlit_supervisor.reaper import ManagedPids
 from fluxlit_supervisor.workers import (
     FDS_ENV,
@@ -30,6 +30,7 @@ from fluxlit_supervisor.workers import (
 from hypercorn.config import Sockets
 
 from tests._lifespan import answer_lifespan
+from tests.supervisor.test_run_supervised import run_spec
 
 pytestmark = pytest.mark.anyio
 
@@ -199,15 +200,8 @@ async def test_run_supervised_stops_its_workers_and_frees_the_port(
     async def serve() -> None:
         result.append(
             await run_supervised(
-                RunSpec(
-                    app,
-                    ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=0.5),
-                    None,
-                    RestartPolicy(),
-                    hub,
-                    None,
-                    install_signal_handlers=False,
-                    workers=spec(tmp_path, count=2),
+                run_spec(
+                    app, port, None, hub, graceful_timeout=0.5, policy=RestartPolicy(), workers=spec(tmp_path, count=2)
                 )
             )
         )

@@ -12,10 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
+from pathlib import Path
 from typing import Any, cast
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests._lifespan import answer_lifespan
 
 FILE_BYTES = bytes(range(256)) * (4 * 1024 * 4)  # 4 MiB
 CHUNK = 256 * 1024
@@ -23,13 +29,8 @@ CHUNK = 256 * 1024
 
 async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await answer_lifespan(receive, send)
+        return
     if scope["type"] == "websocket":
         await receive()
         await send({"type": "websocket.accept"})

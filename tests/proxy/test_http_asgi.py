@@ -11,6 +11,7 @@ from fluxlit_proxy import ProxyConfig, ReverseProxy, Upstream
 from fluxlit_proxy.failures import ResponseAborted
 
 from tests.proxy._asgi import body_of, call, http_scope
+from tests.proxy._peers import WatchesForClose
 
 pytestmark = pytest.mark.anyio
 
@@ -60,16 +61,7 @@ async def test_https_scheme_is_forwarded_as_x_forwarded_proto(asgi_server, origi
 
 
 async def test_client_disconnect_during_upload_closes_the_upstream_and_sends_nothing(tcp_server, head_reader, hooks):
-    upstream_saw_close = anyio.Event()
-
-    async def upstream(stream):
-        await head_reader(stream, bytearray())
-        try:
-            with anyio.fail_after(5):
-                while await stream.receive():
-                    pass
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            upstream_saw_close.set()
+    upstream = WatchesForClose(head_reader)
 
     async with tcp_server(upstream) as port:
         proxy = ReverseProxy(lambda: Upstream(port=port), hooks=hooks)
@@ -77,7 +69,7 @@ async def test_client_disconnect_during_upload_closes_the_upstream_and_sends_not
         messages = [{"type": "http.request", "body": b"x" * 10, "more_body": True}, {"type": "http.disconnect"}]
         assert await call(proxy, scope, messages) == []
         with anyio.fail_after(2):
-            await upstream_saw_close.wait()
+            await upstream.closed.wait()
     assert hooks.pool[-1] == (0, 0)
     assert hooks.errors == []
 

@@ -11,6 +11,7 @@ import pytest
 from fluxlit_proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
 
 from tests.proxy._asgi import call, http_scope, reset_on_close
+from tests.proxy._peers import WatchesForClose
 
 pytestmark = pytest.mark.anyio
 
@@ -198,24 +199,14 @@ async def test_stalled_body_past_read_timeout_aborts_the_client_connection(stack
 
 
 async def test_client_disconnect_mid_response_closes_the_upstream_connection(tcp_server, head_reader, stack_factory):
-    upstream_saw_close = anyio.Event()
-
-    async def upstream(stream):
-        await head_reader(stream, bytearray())
-        await stream.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        try:
-            with anyio.fail_after(5):
-                while await stream.receive():
-                    pass
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            upstream_saw_close.set()
+    upstream = WatchesForClose(head_reader, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
 
     async with tcp_server(upstream) as port, stack_factory(resolve=lambda: Upstream(port=port)) as stack:
         async with await anyio.connect_tcp("127.0.0.1", stack.proxy_port) as client:
             await client.send(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
             assert b"hello" in await client.receive()
         with anyio.fail_after(2):
-            await upstream_saw_close.wait()
+            await upstream.closed.wait()
 
 
 async def test_stale_keepalive_connection_is_retried_once_on_a_fresh_one(tcp_server, head_reader, stack_factory, hooks):

@@ -8,44 +8,28 @@ import pytest
 from fluxlit_proxy import ProxyConfig, Upstream
 from fluxlit_proxy.exchange import WATCH_CLIENT_AFTER
 
+from tests.proxy._peers import WatchesForClose
+
 pytestmark = pytest.mark.anyio
-
-
-async def _saw_close(stream, seen: anyio.Event) -> None:
-    try:
-        with anyio.fail_after(5):
-            while await stream.receive():
-                pass
-    except (anyio.EndOfStream, anyio.BrokenResourceError):
-        seen.set()
 
 
 async def test_client_leaving_while_the_head_is_slow_closes_the_upstream_connection(
     tcp_server, head_reader, stack_factory
 ):
-    upstream_saw_close = anyio.Event()
-
-    async def upstream(stream):
-        await head_reader(stream, bytearray())
-        await _saw_close(stream, upstream_saw_close)  # never answers
+    upstream = WatchesForClose(head_reader)  # never answers
 
     async with tcp_server(upstream) as port, stack_factory(resolve=lambda: Upstream(port=port)) as stack:
         async with await anyio.connect_tcp("127.0.0.1", stack.proxy_port) as client:
             await client.send(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
             await anyio.sleep(WATCH_CLIENT_AFTER * 4)
         with anyio.fail_after(2):
-            await upstream_saw_close.wait()
+            await upstream.closed.wait()
 
 
 async def test_client_leaving_mid_content_length_body_closes_the_upstream_connection(
     tcp_server, head_reader, stack_factory
 ):
-    upstream_saw_close = anyio.Event()
-
-    async def upstream(stream):
-        await head_reader(stream, bytearray())
-        await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")
-        await _saw_close(stream, upstream_saw_close)
+    upstream = WatchesForClose(head_reader, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")
 
     async with tcp_server(upstream) as port, stack_factory(resolve=lambda: Upstream(port=port)) as stack:
         async with await anyio.connect_tcp("127.0.0.1", stack.proxy_port) as client:
@@ -54,7 +38,7 @@ async def test_client_leaving_mid_content_length_body_closes_the_upstream_connec
             while b"hello" not in received:
                 received += await client.receive()
         with anyio.fail_after(2):
-            await upstream_saw_close.wait()
+            await upstream.closed.wait()
 
 
 async def test_read_timeout_shorter_than_the_unwatched_window_is_still_504(stack_factory, hooks):

@@ -8,8 +8,10 @@ import anyio
 import pytest
 from fluxlit_proxy import ProxyConfig, Unavailable, Upstream
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+
+from tests.proxy._peers import FirstEventAfter, closed_code
 
 pytestmark = pytest.mark.anyio
 
@@ -17,16 +19,6 @@ pytestmark = pytest.mark.anyio
 async def recv(ws, deadline: float = 10.0):
     with anyio.fail_after(deadline):
         return await ws.recv()
-
-
-async def closed_code(ws) -> tuple[int | None, str | None]:
-    """Read until the connection closes; the close code and reason the client saw."""
-    with anyio.fail_after(5):
-        try:
-            while True:
-                await ws.recv()
-        except ConnectionClosed:
-            return ws.close_code, ws.close_reason
 
 
 async def test_text_and_binary_messages_echo(stack_factory, hooks):
@@ -67,23 +59,16 @@ async def test_upstream_close_code_and_reason_reach_the_client(stack_factory, co
 
 
 async def test_client_close_reaches_the_upstream_within_a_second(stack_factory, raw_ws_server):
-    received: list[CloseConnection] = []
-    got_close = anyio.Event()
-
-    async def upstream(conn):
-        event = await conn.next_event()
-        received.append(event)
-        got_close.set()
-
+    upstream = FirstEventAfter()
     async with raw_ws_server(upstream) as port, stack_factory(resolve=lambda: Upstream(port=port)) as stack:
         async with connect(stack.ws_url + "/") as ws:
             await ws.close(4001, "bye")
         with anyio.fail_after(1):
-            await got_close.wait()
+            await upstream.arrived.wait()
     # Hypercorn 0.18 reports every client close to the app as 1006 (code and reason lost), which the
     # proxy may not send on the wire: it becomes 1011. Over a server that reports codes, 4001 passes.
-    assert isinstance(received[0], CloseConnection)
-    assert received[0].code in (4001, 1011)
+    assert isinstance(upstream.received[0], CloseConnection)
+    assert upstream.received[0].code in (4001, 1011)
 
 
 async def test_upstream_chosen_subprotocol_is_the_only_one_the_client_sees(stack_factory):
@@ -193,13 +178,7 @@ async def test_close_websockets_closes_every_session_and_its_upstream_leg(stack_
 
 
 async def test_client_message_over_the_limit_closes_both_legs_with_1009(stack_factory, raw_ws_server):
-    received = []
-    got_close = anyio.Event()
-
-    async def upstream(conn):
-        received.append(await conn.next_event())
-        got_close.set()
-
+    upstream = FirstEventAfter()
     config = ProxyConfig(ws_max_message_bytes=1000)
     async with (
         raw_ws_server(upstream) as port,
@@ -209,21 +188,13 @@ async def test_client_message_over_the_limit_closes_both_legs_with_1009(stack_fa
             await ws.send(b"x" * 1001)
             assert (await closed_code(ws))[0] == 1009
         with anyio.fail_after(2):
-            await got_close.wait()
-        assert isinstance(received[0], CloseConnection)
-        assert received[0].code == 1009
+            await upstream.arrived.wait()
+        assert isinstance(upstream.received[0], CloseConnection)
+        assert upstream.received[0].code == 1009
 
 
 async def test_upstream_message_over_the_limit_closes_both_legs_with_1009(stack_factory, raw_ws_server):
-    received = []
-    got_close = anyio.Event()
-
-    async def upstream(conn):
-        await conn.send(TextMessage(data="y" * 600, message_finished=False))
-        await conn.send(TextMessage(data="y" * 600))
-        received.append(await conn.next_event())
-        got_close.set()
-
+    upstream = FirstEventAfter(TextMessage(data="y" * 600, message_finished=False), TextMessage(data="y" * 600))
     config = ProxyConfig(ws_max_message_bytes=1000)
     async with (
         raw_ws_server(upstream) as port,
@@ -232,8 +203,8 @@ async def test_upstream_message_over_the_limit_closes_both_legs_with_1009(stack_
         async with connect(stack.ws_url + "/") as ws:
             assert (await closed_code(ws))[0] == 1009
         with anyio.fail_after(2):
-            await got_close.wait()
-        assert received[0].code == 1009
+            await upstream.arrived.wait()
+        assert upstream.received[0].code == 1009
 
 
 async def test_fragmented_upstream_messages_reach_the_client_whole(stack_factory, raw_ws_server):

@@ -15,6 +15,7 @@ from fluxlit_proxy import ProxyConfig, ReverseProxy, Unavailable, Upstream
 from wsproto.events import CloseConnection, TextMessage
 
 from tests.proxy._asgi import NO_SPARE, ScriptedServer, run_session, websocket_scope
+from tests.proxy._peers import FirstEventAfter
 
 pytestmark = pytest.mark.anyio
 
@@ -32,14 +33,7 @@ pytestmark = pytest.mark.anyio
 async def test_client_close_code_and_reason_are_relayed_to_the_upstream(
     raw_ws_server, client_code, client_reason, upstream_code, upstream_reason
 ):
-    received: list[CloseConnection] = []
-    got_close = anyio.Event()
-
-    async def upstream(conn):
-        event = await conn.next_event()
-        received.append(event)
-        got_close.set()
-
+    upstream = FirstEventAfter()
     async with raw_ws_server(upstream) as port:
         proxy = ReverseProxy(lambda: Upstream(port=port), ProxyConfig(ws_keepalive_interval=None))
         server = ScriptedServer()
@@ -48,10 +42,10 @@ async def test_client_close_code_and_reason_are_relayed_to_the_upstream(
             assert (await server.next_sent())["type"] == "websocket.accept"
             await server.to_app.send({"type": "websocket.disconnect", "code": client_code, "reason": client_reason})
             with anyio.fail_after(1):
-                await got_close.wait()
+                await upstream.arrived.wait()
 
         await run_session(proxy, server, extensions=True, script=script)
-    assert (received[0].code, received[0].reason) == (upstream_code, upstream_reason)
+    assert (upstream.received[0].code, upstream.received[0].reason) == (upstream_code, upstream_reason)
 
 
 async def test_upstream_refusal_without_the_response_extension_closes_1008(asgi_server, origin_factory):

@@ -25,6 +25,7 @@ from websockets.exceptions import InvalidStatus
 from wsproto.events import Request
 
 from tests.proxy._asgi import NO_SPARE, ScriptedServer, first_status, reset_on_close, websocket_scope
+from tests.proxy._peers import wait_until
 
 RFC_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
 RFC_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -162,12 +163,6 @@ async def answer(stream: anyio.abc.SocketStream, head_reader, reply: bytes) -> N
     key = re.search(rb"Sec-WebSocket-Key: (\S+)", head)
     assert key is not None
     await stream.send(reply.replace(b"{accept}", accept_token(key.group(1))))
-
-
-async def wait_until(condition, within: float = 5.0) -> None:
-    with anyio.fail_after(within):
-        while not condition():  # noqa: ASYNC110 - connections and socket states have no event to wait on
-            await anyio.sleep(0.01)
 
 
 SWITCH = (

@@ -13,9 +13,10 @@ import pytest
 from fluxlit_proxy import ProxyConfig, Upstream
 from fluxlit_proxy.ws_limits import MessageSizeGuard
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 from wsproto.events import BytesMessage, CloseConnection, TextMessage
 from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
+
+from tests.proxy._peers import closed_code, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -35,21 +36,6 @@ class Budget:
 
     def release(self, size: int) -> None:
         self.held -= size
-
-
-async def close_seen(ws) -> tuple[int | None, str | None]:
-    with anyio.fail_after(5):
-        try:
-            while True:
-                await ws.recv()
-        except ConnectionClosed:
-            return ws.close_code, ws.close_reason
-
-
-async def wait_until(condition, within: float = 5.0) -> None:
-    with anyio.fail_after(within):
-        while not condition():  # noqa: ASYNC110 - budgets and allocations have no event to wait on
-            await anyio.sleep(0.01)
 
 
 def frame_header(opcode: int, length: int, *, fin: bool) -> bytes:
@@ -118,7 +104,7 @@ async def test_a_frame_announcing_more_than_the_limit_is_refused_before_its_payl
         stack_factory(resolve=lambda: Upstream(port=port), config=config) as stack,
         connect(stack.ws_url + "/") as ws,
     ):
-        assert (await close_seen(ws))[0] == 1009
+        assert (await closed_code(ws))[0] == 1009
     assert isinstance(received[0], CloseConnection)
     assert received[0].code == 1009
 
@@ -142,7 +128,7 @@ async def test_messages_held_in_reassembly_share_one_budget(stack_factory, raw_w
         stack_factory(resolve=lambda: Upstream(port=port), config=config, budget=budget) as stack,
     ):
         async with connect(stack.ws_url + "/first") as first, connect(stack.ws_url + "/second") as second:
-            assert (await close_seen(second))[0] == 1009
+            assert (await closed_code(second))[0] == 1009
             assert budget.held == 1000
             await first.close()
         await wait_until(lambda: budget.held == 0)
@@ -162,7 +148,7 @@ async def test_a_partial_message_that_stops_growing_is_closed_with_1008(stack_fa
         connect(stack.ws_url + "/") as ws,
     ):
         started = anyio.current_time()
-        assert (await close_seen(ws))[0] == 1008
+        assert (await closed_code(ws))[0] == 1008
         assert anyio.current_time() - started < 3
     assert received[0].code == 1008
 

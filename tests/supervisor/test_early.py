@@ -13,8 +13,11 @@ from typing import Any
 
 import anyio
 import pytest
-from fluxlit_supervisor import ChildSpec, ExitCode, RestartPolicy, RunSpec, ServeConfig, run_supervised
+from fluxlit_supervisor import ChildSpec, ExitCode, run_supervised
 from fluxlit_supervisor.early import PrestartedChild, pidfds_work, prestart
+
+from tests._lifespan import answer_lifespan
+from tests.supervisor.test_run_supervised import run_spec
 
 SLEEPER = "import time; time.sleep(60)"
 SIGTERM_IGNORER = (
@@ -183,14 +186,10 @@ async def test_terminate_from_async_code(early_children: list[Any], pid_gone: An
 
 # ------------------------------------------------------------------------------------ adopted by run_supervised
 
-POLICY = RestartPolicy(backoff_initial=0.05, backoff_max=0.2, jitter=0.0, min_uptime=30.0)
-
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+        await answer_lifespan(receive, send)
         return
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"app ok"})
@@ -205,14 +204,12 @@ async def serve_until_ready_then_stop(
     async def main() -> None:
         code.append(
             await run_supervised(
-                RunSpec(
+                run_spec(
                     app,
-                    ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=2.0),
+                    port,
                     child,
-                    POLICY,
                     hub,
-                    None,
-                    install_signal_handlers=False,
+                    graceful_timeout=2.0,
                     ready_callback=hub.request_stop if stop_when_ready else None,
                     prestarted=early,
                 )
@@ -257,14 +254,12 @@ async def test_the_early_childs_output_reaches_the_callback(
 
     async def main() -> int:
         return await run_supervised(
-            RunSpec(
+            run_spec(
                 app,
-                ServeConfig(binds=(f"127.0.0.1:{free_port()}",), graceful_timeout=2.0),
+                free_port(),
                 spec,
-                POLICY,
                 hub,
-                None,
-                install_signal_handlers=False,
+                graceful_timeout=2.0,
                 ready_callback=hub.request_stop,
                 on_child_output=lambda stream, line, pid, generation: lines.append((stream, line, pid)),
                 prestarted=early,

@@ -383,21 +383,26 @@ async def test_a_partial_message_that_stops_growing_is_closed_with_1008() -> Non
     assert time.monotonic() - started < 2
 
 
+async def bytes_held_after_closing_mid_message(port: int, app: EchoApp, size: int) -> int:
+    """Bytes still allocated once a client that sent `size` bytes of an unfinished message has closed."""
+    tracemalloc.start()
+    try:
+        client = await Client.connect(port)
+        client.send(BytesMessage(data=bytes(size), message_finished=False))
+        await wait_until(lambda: tracemalloc.get_traced_memory()[0] >= size)
+        client.close()
+        await wait_until(lambda: app.disconnects)
+        await anyio.sleep(0.2)
+        return tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
 async def test_a_closed_websocket_gives_its_partial_message_back_without_a_gc_pass(gc_off: None) -> None:
     size = 8 * 1024 * 1024
     app = EchoApp(keep_send=True)
     async with serving(app, WebSocketLimits(), websocket_max_message_size=2 * size) as (port, _, _):
-        tracemalloc.start()
-        try:
-            client = await Client.connect(port)
-            client.send(BytesMessage(data=bytes(size), message_finished=False))
-            await wait_until(lambda: tracemalloc.get_traced_memory()[0] >= size)
-            client.close()
-            await wait_until(lambda: app.disconnects)
-            await anyio.sleep(0.2)
-            held_after = tracemalloc.get_traced_memory()[0]
-        finally:
-            tracemalloc.stop()
+        held_after = await bytes_held_after_closing_mid_message(port, app, size)
     assert held_after < size // 4, f"{held_after} bytes still held after the WebSocket closed"
 
 
@@ -407,17 +412,7 @@ async def test_unpatched_hypercorn_keeps_a_closed_streams_partial_message_while_
     size = 8 * 1024 * 1024
     app = EchoApp(keep_send=True)
     async with serving(app, None, plain=True, websocket_max_message_size=2 * size) as (port, _, _):
-        tracemalloc.start()
-        try:
-            client = await Client.connect(port)
-            client.send(BytesMessage(data=bytes(size), message_finished=False))
-            await wait_until(lambda: tracemalloc.get_traced_memory()[0] >= size)
-            client.close()
-            await wait_until(lambda: app.disconnects)
-            await anyio.sleep(0.2)
-            held_after = tracemalloc.get_traced_memory()[0]
-        finally:
-            tracemalloc.stop()
+        held_after = await bytes_held_after_closing_mid_message(port, app, size)
     assert held_after >= size, "hypercorn now clears a closed stream's buffer: the explicit clear can go"
 
 

@@ -19,6 +19,7 @@ import pytest
 from fluxlit_supervisor import ChildSpec, ExitCode, RestartPolicy, RunSpec, ServeConfig, run_supervised
 
 from tests._certs import self_signed_certificate
+from tests._lifespan import answer_lifespan
 
 # anyio.wait_readable arrived in anyio 4.7; the floor (4.4) has only the older name.
 wait_readable = getattr(anyio, "wait_readable", None) or getattr(anyio, "wait_socket_readable")  # noqa: B009
@@ -29,13 +30,8 @@ FAST_POLICY = RestartPolicy(backoff_initial=0.05, backoff_max=0.2, jitter=0.0, m
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answers 200; `/sleep/<seconds>` answers after that long."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await answer_lifespan(receive, send)
+        return
     path: str = scope["path"]
     if path.startswith("/sleep/"):
         await anyio.sleep(float(path.rsplit("/", 1)[1]))
@@ -47,6 +43,22 @@ async def failing_lifespan_app(scope: dict[str, Any], receive: Any, send: Any) -
     assert scope["type"] == "lifespan"
     await receive()
     await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+
+
+def run_spec(
+    app: Any,
+    port: int,
+    child: ChildSpec | None,
+    hub: Any,
+    *,
+    graceful_timeout: float = 5.0,
+    policy: RestartPolicy = FAST_POLICY,
+    state_file: Path | None = None,
+    **options: Any,
+) -> RunSpec:
+    """`app` served on loopback `port` without signal handlers: the test stops the run through `hub`."""
+    serve = ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=graceful_timeout)
+    return RunSpec(app, serve, child, policy, hub, state_file, install_signal_handlers=False, **options)
 
 
 @dataclass
@@ -83,14 +95,14 @@ async def running(
 
     async def main() -> None:
         result.code = await run_supervised(
-            RunSpec(
+            run_spec(
                 app,
-                ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=graceful_timeout),
+                port,
                 child,
-                policy,
                 hub,
-                state_file,
-                install_signal_handlers=False,
+                graceful_timeout=graceful_timeout,
+                policy=policy,
+                state_file=state_file,
                 ready_callback=on_ready,
                 **kwargs,
             )
@@ -112,6 +124,28 @@ async def running(
 async def get(url: str, read_timeout: float = 5.0) -> httpx.Response:
     async with httpx.AsyncClient(timeout=read_timeout) as client:
         return await client.get(url)
+
+
+@contextlib.asynccontextmanager
+async def stuck_request(run: Run, path: str = "/") -> AsyncGenerator[None, None]:
+    """A request to `path` in flight for the whole block, whose failure is expected; cancelled when the block ends."""
+    async with anyio.create_task_group() as group:
+
+        async def request() -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                await get(f"{run.base_url}{path}", read_timeout=10)
+
+        group.start_soon(request)
+        yield
+        group.cancel_scope.cancel()
+
+
+async def seconds_to_stop(run: Run, hub: Any) -> float:
+    """Request a stop and return how long the run took to end."""
+    started = time.monotonic()
+    hub.request_stop()
+    await run.done.wait()
+    return time.monotonic() - started
 
 
 @pytest.mark.anyio
@@ -270,18 +304,9 @@ async def test_graceful_stop_lets_an_inflight_request_finish(hub: Any, free_port
 async def test_graceful_timeout_cancels_a_stuck_request(hub: Any, free_port: Any) -> None:
     async with running(hub, free_port(), None, graceful_timeout=0.3) as run:
         await _wait_listening(run)
-        async with anyio.create_task_group() as group:
-
-            async def stuck_request() -> None:
-                with contextlib.suppress(httpx.HTTPError):
-                    await get(f"{run.base_url}/sleep/60", read_timeout=10)
-
-            group.start_soon(stuck_request)
+        async with stuck_request(run, "/sleep/60"):
             await anyio.sleep(0.2)
-            started = time.monotonic()
-            hub.request_stop()
-            await run.done.wait()
-            elapsed = time.monotonic() - started
+            elapsed = await seconds_to_stop(run, hub)
     assert run.code == ExitCode.OK
     assert elapsed < 2.5
 
@@ -290,13 +315,7 @@ async def test_graceful_timeout_cancels_a_stuck_request(hub: Any, free_port: Any
 async def test_second_stop_request_skips_the_drain(hub: Any, free_port: Any, fake_child: Any) -> None:
     async with running(hub, free_port(), fake_child("--ignore-sigterm", stop_grace=30.0), graceful_timeout=30) as run:
         ready = await hub.wait_for(lambda s: s.state == "ready")
-        async with anyio.create_task_group() as group:
-
-            async def stuck_request() -> None:
-                with contextlib.suppress(httpx.HTTPError):
-                    await get(f"{run.base_url}/sleep/60", read_timeout=10)
-
-            group.start_soon(stuck_request)
+        async with stuck_request(run, "/sleep/60"):
             await anyio.sleep(0.2)
             started = time.monotonic()
             hub.request_stop()
@@ -472,19 +491,9 @@ async def stubborn_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def test_a_request_that_ignores_cancellation_cannot_hold_the_stop(hub: Any, free_port: Any) -> None:
     async with running(hub, free_port(), None, graceful_timeout=0.2, app=stubborn_app) as run:
         await _wait_listening_on(run.port)
-        async with anyio.create_task_group() as group:
-
-            async def stuck_request() -> None:
-                with contextlib.suppress(httpx.HTTPError):
-                    await get(f"{run.base_url}/", read_timeout=10)
-
-            group.start_soon(stuck_request)
+        async with stuck_request(run):
             await anyio.sleep(0.2)
-            started = time.monotonic()
-            hub.request_stop()
-            await run.done.wait()
-            elapsed = time.monotonic() - started
-            group.cancel_scope.cancel()
+            elapsed = await seconds_to_stop(run, hub)
     assert run.code == ExitCode.OK
     assert elapsed < 4
 

@@ -13,23 +13,14 @@ import anyio.to_thread
 import fluxlit_supervisor
 import httpx
 import pytest
-from fluxlit_supervisor import ExitCode, RunSpec, ServeConfig
+from fluxlit_supervisor import ExitCode
 
-from tests.supervisor.test_run_supervised import FAST_POLICY, get, running
+from tests._lifespan import answer_lifespan
+from tests.supervisor.test_run_supervised import get, run_spec, running, seconds_to_stop, stuck_request
 
 GRACEFUL_TIMEOUT = 0.3
 CHILD_GRACE = 1.0
 STOP_BUDGET = GRACEFUL_TIMEOUT + CHILD_GRACE + 1.0
-
-
-async def lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        else:
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 def app_blocking_on(release: threading.Event, *, in_executor: bool = False, on_request: Any = None) -> Any:
@@ -37,7 +28,7 @@ def app_blocking_on(release: threading.Event, *, in_executor: bool = False, on_r
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if on_request is not None:
             on_request()
@@ -80,10 +71,7 @@ async def test_a_request_blocked_in_a_worker_thread_is_answered_when_the_drain_d
             group.start_soon(blocked_request)
             with anyio.fail_after(10):
                 await arrived.wait()  # in the app (not still being parsed): its answer is the app's to give
-            started = time.monotonic()
-            hub.request_stop()
-            await run.done.wait()
-            elapsed = time.monotonic() - started
+            elapsed = await seconds_to_stop(run, hub)
     assert run.code == ExitCode.OK
     assert [reply.status_code for reply in replies] == [500]  # the cancelled request, answered by hypercorn
     assert elapsed < GRACEFUL_TIMEOUT + 1.0
@@ -95,7 +83,7 @@ def stubborn_app(arrived: anyio.Event, *, swallows: int) -> Any:
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         arrived.set()
         for _ in range(swallows):
@@ -116,20 +104,10 @@ async def test_stop_budget_holds_with_a_request_ignoring_cancellation_and_a_chil
     app = stubborn_app(arrived, swallows=2)
     async with running(hub, free_port(), child, graceful_timeout=GRACEFUL_TIMEOUT, app=app) as run:
         await hub.wait_for(lambda s: s.state == "ready")
-        async with anyio.create_task_group() as group:
-
-            async def stuck_request() -> None:
-                with contextlib.suppress(httpx.HTTPError):
-                    await get(f"{run.base_url}/", read_timeout=10)
-
-            group.start_soon(stuck_request)
+        async with stuck_request(run):
             with anyio.fail_after(10):
                 await arrived.wait()
-            started = time.monotonic()
-            hub.request_stop()
-            await run.done.wait()
-            elapsed = time.monotonic() - started
-            group.cancel_scope.cancel()
+            elapsed = await seconds_to_stop(run, hub)
     assert run.code == ExitCode.OK
     assert elapsed < STOP_BUDGET, f"the stop took {elapsed:.2f}s, over its budget of {STOP_BUDGET}s"
 
@@ -140,22 +118,12 @@ async def test_second_stop_request_during_the_wind_down_shortens_it(hub: Any, fr
     async with running(hub, free_port(), None, graceful_timeout=0.1, app=stubborn_app(arrived, swallows=1)) as run:
         with anyio.fail_after(10):
             await run.ready.wait()
-        async with anyio.create_task_group() as group:
-
-            async def stuck_request() -> None:
-                with contextlib.suppress(httpx.HTTPError):
-                    await get(f"{run.base_url}/", read_timeout=10)
-
-            group.start_soon(stuck_request)
+        async with stuck_request(run):
             with anyio.fail_after(10):
                 await arrived.wait()
             hub.request_stop()
             await anyio.sleep(0.15)  # past the drain deadline: winding down
-            started = time.monotonic()
-            hub.request_stop()
-            await run.done.wait()
-            elapsed = time.monotonic() - started
-            group.cancel_scope.cancel()
+            elapsed = await seconds_to_stop(run, hub)
     assert run.code == ExitCode.OK
     assert elapsed < 0.45  # the forced wind-down and the cancelled server's wait, not the full wind-down
 
@@ -176,16 +144,7 @@ def test_run_returns_while_a_call_in_the_default_executor_still_runs(
     app = app_blocking_on(release, in_executor=True, on_request=hub.request_stop)
     started = time.monotonic()
     code = fluxlit_supervisor.run(
-        RunSpec(
-            app,
-            ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=GRACEFUL_TIMEOUT),
-            None,
-            FAST_POLICY,
-            hub,
-            None,
-            install_signal_handlers=False,
-            ready_callback=client.start,
-        )
+        run_spec(app, port, None, hub, graceful_timeout=GRACEFUL_TIMEOUT, ready_callback=client.start)
     )
     elapsed = time.monotonic() - started
     client.join(10)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from fluxlit_supervisor import RestartPolicy, RunSpec, ServeConfig, StateHub, run_supervised
+from fluxlit_supervisor import RestartPolicy, StateHub, run_supervised
 from fluxlit_supervisor.reaper import ManagedPids
 from fluxlit_supervisor.workers import (
     FDS_ENV,
@@ -27,6 +28,9 @@ from fluxlit_supervisor.workers import (
     worker_spawn_options,
 )
 from hypercorn.config import Sockets
+
+from tests._lifespan import answer_lifespan
+from tests.supervisor.test_run_supervised import run_spec
 
 pytestmark = pytest.mark.anyio
 
@@ -47,6 +51,30 @@ def listening_sockets() -> Sockets:
     return Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
 
 
+@contextlib.asynccontextmanager
+async def running_pool(worker_spec: WorkerSpec, managed: ManagedPids | None = None) -> AsyncGenerator[WorkerPool, None]:
+    """A pool running in a task group over one listening socket, which closes after the block (that stops the pool)."""
+    sockets = listening_sockets()
+    pool = WorkerPool(worker_spec, sockets, ManagedPids() if managed is None else managed)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(pool.run)
+            yield pool
+    finally:
+        sockets.insecure_sockets[0].close()
+
+
+def crashing(restart: RestartPolicy) -> WorkerSpec:
+    """One worker that exits with code 3 as soon as it starts."""
+    return WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, restart=restart)
+
+
+async def until_started(pool: WorkerPool, times: int) -> None:
+    with anyio.fail_after(20):
+        while pool.starts < times:  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+
+
 def records(out: Path) -> dict[int, dict[str, Any]]:
     return {int(p.stem): json.loads(p.read_text()) for p in out.glob("*.json")}
 
@@ -63,17 +91,11 @@ async def test_workers_start_with_the_listening_fds_and_their_index(
     tmp_path: Path, eventually: Callable[..., Awaitable[None]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NOTIFY_SOCKET", "/run/not-for-workers")
-    sockets = listening_sockets()
     managed = ManagedPids()
-    pool = WorkerPool(spec(tmp_path), sockets, managed)
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(pool.run)
-            await eventually(lambda: len(records(tmp_path)) == 2)
-            assert set(managed.pids) == set(pool.pids)
-            await pool.stop()
-    finally:
-        sockets.insecure_sockets[0].close()
+    async with running_pool(spec(tmp_path), managed) as pool:
+        await eventually(lambda: len(records(tmp_path)) == 2)
+        assert set(managed.pids) == set(pool.pids)
+        await pool.stop()
     seen = records(tmp_path)
     assert sorted(r["index"] for r in seen.values()) == ["1", "2"]
     assert all(r["notify"] is None for r in seen.values())
@@ -83,36 +105,21 @@ async def test_workers_start_with_the_listening_fds_and_their_index(
 
 
 async def test_a_worker_that_dies_is_restarted(tmp_path: Path, eventually: Callable[..., Awaitable[None]]) -> None:
-    sockets = listening_sockets()
-    pool = WorkerPool(spec(tmp_path, count=1), sockets, ManagedPids())
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(pool.run)
-            await eventually(lambda: len(records(tmp_path)) == 1)
-            first = next(iter(records(tmp_path)))
-            os.kill(first, signal.SIGKILL)
-            await eventually(lambda: len(records(tmp_path)) == 2)
-            assert pool.starts == 2
-            await pool.stop()
-    finally:
-        sockets.insecure_sockets[0].close()
+    async with running_pool(spec(tmp_path, count=1)) as pool:
+        await eventually(lambda: len(records(tmp_path)) == 1)
+        first = next(iter(records(tmp_path)))
+        os.kill(first, signal.SIGKILL)
+        await eventually(lambda: len(records(tmp_path)) == 2)
+        assert pool.starts == 2
+        await pool.stop()
     assert not any(alive(pid) for pid in records(tmp_path))
 
 
 async def test_backoff_grows_while_a_worker_keeps_dying(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    sockets = listening_sockets()
     restart = RestartPolicy(backoff_initial=0.05, backoff_max=0.1, jitter=0.0)
-    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, restart=restart)
-    pool = WorkerPool(crashing, sockets, ManagedPids())
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(pool.run)
-            with anyio.fail_after(20):
-                while pool.starts < 3:  # noqa: ASYNC110
-                    await anyio.sleep(0.02)
-            await pool.stop()
-    finally:
-        sockets.insecure_sockets[0].close()
+    async with running_pool(crashing(restart)) as pool:
+        await until_started(pool, 3)
+        await pool.stop()
     delays = [r.restart_delay for r in caplog.records if hasattr(r, "restart_delay")]
     assert delays[:2] == [0.05, 0.1]
     assert "exit code 3" in caplog.text
@@ -121,86 +128,50 @@ async def test_backoff_grows_while_a_worker_keeps_dying(tmp_path: Path, caplog: 
 async def test_a_worker_that_ran_long_enough_restarts_after_the_initial_backoff(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sockets = listening_sockets()
     restart = RestartPolicy(backoff_initial=0.05, backoff_max=0.1, jitter=0.0, min_uptime=0.0)
-    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, restart=restart)
-    pool = WorkerPool(crashing, sockets, ManagedPids())
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(pool.run)
-            with anyio.fail_after(20):
-                while pool.starts < 3:  # noqa: ASYNC110
-                    await anyio.sleep(0.02)
-            await pool.stop()
-    finally:
-        sockets.insecure_sockets[0].close()
+    async with running_pool(crashing(restart)) as pool:
+        await until_started(pool, 3)
+        await pool.stop()
     delays = [r.restart_delay for r in caplog.records if hasattr(r, "restart_delay")]
     assert delays[:2] == [0.05, 0.05]
 
 
 async def test_a_worker_is_restarted_past_the_policy_crash_budget(tmp_path: Path) -> None:
-    sockets = listening_sockets()
     restart = RestartPolicy(backoff_initial=0.01, backoff_max=0.01, jitter=0.0, max_failures=1)
-    crashing = WorkerSpec(argv=[sys.executable, "-c", "raise SystemExit(3)"], count=1, restart=restart)
-    pool = WorkerPool(crashing, sockets, ManagedPids())
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(pool.run)
-            with anyio.fail_after(20):
-                while pool.starts < 3:  # noqa: ASYNC110
-                    await anyio.sleep(0.02)
-            await pool.stop()
-    finally:
-        sockets.insecure_sockets[0].close()
+    async with running_pool(crashing(restart)) as pool:
+        await until_started(pool, 3)
+        await pool.stop()
 
 
 async def test_workers_exiting_after_begin_stop_are_not_restarted(
     tmp_path: Path, eventually: Callable[..., Awaitable[None]]
 ) -> None:
-    sockets = listening_sockets()
-    pool = WorkerPool(spec(tmp_path), sockets, ManagedPids())
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(pool.run)
-            await eventually(lambda: len(records(tmp_path)) == 2)
-            pool.begin_stop()
-            await eventually(lambda: not pool.pids)
-            await anyio.sleep(0.2)
-            assert pool.starts == 2
-            await pool.stop()
-    finally:
-        sockets.insecure_sockets[0].close()
+    async with running_pool(spec(tmp_path)) as pool:
+        await eventually(lambda: len(records(tmp_path)) == 2)
+        pool.begin_stop()
+        await eventually(lambda: not pool.pids)
+        await anyio.sleep(0.2)
+        assert pool.starts == 2
+        await pool.stop()
 
 
 async def test_a_worker_ignoring_sigterm_is_killed_after_stop_grace(
     tmp_path: Path, eventually: Callable[..., Awaitable[None]]
 ) -> None:
-    sockets = listening_sockets()
-    pool = WorkerPool(spec(tmp_path, "--ignore-sigterm", count=1, stop_grace=0.3), sockets, ManagedPids())
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(pool.run)
-            await eventually(lambda: len(records(tmp_path)) == 1)
-            started = time.monotonic()
-            await pool.stop()
-            assert 0.3 <= time.monotonic() - started < 5
-    finally:
-        sockets.insecure_sockets[0].close()
+    async with running_pool(spec(tmp_path, "--ignore-sigterm", count=1, stop_grace=0.3)) as pool:
+        await eventually(lambda: len(records(tmp_path)) == 1)
+        started = time.monotonic()
+        await pool.stop()
+        assert 0.3 <= time.monotonic() - started < 5
     assert not any(alive(pid) for pid in records(tmp_path))
 
 
 async def test_a_forced_stop_kills_at_once(tmp_path: Path, eventually: Callable[..., Awaitable[None]]) -> None:
-    sockets = listening_sockets()
-    pool = WorkerPool(spec(tmp_path, "--ignore-sigterm", count=1, stop_grace=30.0), sockets, ManagedPids())
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(pool.run)
-            await eventually(lambda: len(records(tmp_path)) == 1)
-            started = time.monotonic()
-            await pool.stop(force=True)
-            assert time.monotonic() - started < 5
-    finally:
-        sockets.insecure_sockets[0].close()
+    async with running_pool(spec(tmp_path, "--ignore-sigterm", count=1, stop_grace=30.0)) as pool:
+        await eventually(lambda: len(records(tmp_path)) == 1)
+        started = time.monotonic()
+        await pool.stop(force=True)
+        assert time.monotonic() - started < 5
     assert not any(alive(pid) for pid in records(tmp_path))
 
 
@@ -220,10 +191,7 @@ async def test_run_supervised_stops_its_workers_and_frees_the_port(
 ) -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await receive()
-            await send({"type": "lifespan.startup.complete"})
-            await receive()
-            await send({"type": "lifespan.shutdown.complete"})
+            await answer_lifespan(receive, send)
 
     port = free_port()
     hub = StateHub()
@@ -232,15 +200,8 @@ async def test_run_supervised_stops_its_workers_and_frees_the_port(
     async def serve() -> None:
         result.append(
             await run_supervised(
-                RunSpec(
-                    app,
-                    ServeConfig(binds=(f"127.0.0.1:{port}",), graceful_timeout=0.5),
-                    None,
-                    RestartPolicy(),
-                    hub,
-                    None,
-                    install_signal_handlers=False,
-                    workers=spec(tmp_path, count=2),
+                run_spec(
+                    app, port, None, hub, graceful_timeout=0.5, policy=RestartPolicy(), workers=spec(tmp_path, count=2)
                 )
             )
         )

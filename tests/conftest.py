@@ -1,4 +1,4 @@
-"""Shared fixtures: the seed's gateway_test_client_factory and requires_streamlit_apptest."""
+"""Shared fixtures: the seed's gateway_test_client_factory and requires_streamlit_apptest, and log capture."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from fluxlit.gateway.router import build_gateway
+from fluxlit.observability.logs import configure_logging
 from fluxlit.testing import TestClient
+from tests._logs import JsonLog
 
 # The external-tool marker, its skip reasons and the one-line skip summary (tests/_external.py).
 pytest_plugins = ["tests._external"]
@@ -36,6 +38,15 @@ def gateway_test_client_factory() -> Iterator[Callable[..., TestClient]]:
     yield factory
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def log_stream() -> Iterator[JsonLog]:
+    """fluxlit's logging at INFO as JSON lines into memory, as `--log-format json` sets it; handlers cleared after."""
+    stream = JsonLog()
+    configure_logging("info", "json", stream=stream)
+    yield stream
+    logging.getLogger().handlers.clear()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Shared fixtures: the seed's gateway_test_client_factory and requires_streamlit_apptest, and log capture."""
+"""Shared fixtures: the seed's gateway_test_client_factory and requires_streamlit_apptest, log capture, and one
+live smoke server a module (with an XSRF token and a Streamlit session on it)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from fluxlit.gateway.router import build_gateway
 from fluxlit.observability.logs import configure_logging
 from fluxlit.testing import TestClient
+from tests._live import LiveServer, streamlit_session, xsrf_token
 from tests._logs import JsonLog
 
 # The external-tool marker, its skip reasons and the one-line skip summary (tests/_external.py).
@@ -71,3 +73,24 @@ def restored_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         signal.signal(signum, handler)
     root.handlers[:] = saved_handlers
     root.setLevel(saved_level)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The smoke app under a real `fluxlit serve`, one for each test module that asks (slow tests only); a module
+    that needs other flags defines its own `live`."""
+    with LiveServer(tmp_path_factory.mktemp("live")).running() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def token(live: LiveServer) -> str:
+    """A Streamlit XSRF token for `live`, as a browser loading the app gets one."""
+    return xsrf_token(live)
+
+
+@pytest.fixture(scope="module")
+def session_id(live: LiveServer, token: str) -> Iterator[str]:
+    """The id of a live Streamlit session on `live`, opened through the gateway the way the frontend does it."""
+    with streamlit_session(live, token) as found:
+        yield found

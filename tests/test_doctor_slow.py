@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,14 @@ from click.testing import CliRunner
 
 from fluxlit.doctor.registry import doctor
 from tests._live import SMOKE_APP, LiveServer
+from tests._tcp import LoopbackTcpServer
 
 pytestmark = pytest.mark.slow
 NGINX_UPGRADE = 'proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade";'
 HEAD_LIMIT = 64 * 1024
 
 
-class UpgradeDroppingProxy:
+class UpgradeDroppingProxy(LoopbackTcpServer):
     """A reverse proxy configured like nginx without the WebSocket lines: plain HTTP passes, the upgrade does not.
 
     mode "strip": forwards the WebSocket request with Upgrade/Connection removed (nginx's default behaviour);
@@ -29,32 +29,11 @@ class UpgradeDroppingProxy:
     """
 
     def __init__(self, upstream_port: int, mode: str) -> None:
+        super().__init__()
         self.upstream_port = upstream_port
         self.mode = mode
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.1)
-        self.port = self.listener.getsockname()[1]
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
 
-    def __enter__(self) -> UpgradeDroppingProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(10)
             head = b""

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,18 @@ class LiveServer:
             yield self
         finally:
             self.stop()
+
+    @contextlib.contextmanager
+    def started(self, *, ready: bool = True) -> Generator[LiveServer, None, None]:
+        """Start (and wait until ready, unless `ready` is False) for a test that stops the server itself or
+        watches it exit; whatever is left of it afterwards is killed."""
+        self.start()
+        try:
+            if ready:
+                self.wait_ready()
+            yield self
+        finally:
+            self.kill_leftovers()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -123,6 +135,27 @@ class LiveServer:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    """Seconds until `predicate()` held, polled every 50 ms; fails naming `what` after `timeout` seconds."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def poll_until_ready(client: httpx.Client, url: str, deadline: float) -> None:
+    """Ask `url` with `client` (for TLS or HTTP/2, which `wait_ready` does not speak) until it answers 200 or the
+    monotonic `deadline` passes; the test's next request says whether it came up."""
+    while time.monotonic() < deadline:
+        try:
+            if client.get(url).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
 
 
 def pid_alive(pid: int) -> bool:

@@ -13,7 +13,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,22 +21,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._live import LiveServer, pid_alive
+from tests._live import LiveServer, pid_alive, wait_for
 
 pytestmark = pytest.mark.slow
 
 CRASH_BUDGET_ENV = {"FLUXLIT_RESTART_MAX_FAILURES": "1000", "FLUXLIT_RESTART_BACKOFF_MAX_S": "0.5"}
 KILLS = int(os.environ.get("FLUXLIT_CHAOS_KILLS", "100"))
 FD_SLACK = 8
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def readiness(live: LiveServer, client: httpx.Client | None = None) -> tuple[int, int]:
@@ -349,9 +340,7 @@ def first_script(live: LiveServer) -> str:
 
 def test_sigterm_with_fifty_requests_in_flight_finishes_them_and_exits_zero(tmp_path: Path) -> None:
     graceful = 10.0
-    live = LiveServer(tmp_path, "--graceful-timeout", str(graceful)).start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path, "--graceful-timeout", str(graceful)).started() as live:
         assert live.proc is not None
         child = live.child_pid()
         asset = first_script(live)
@@ -379,14 +368,10 @@ def test_sigterm_with_fifty_requests_in_flight_finishes_them_and_exits_zero(tmp_
         assert took <= graceful + 1.0
         assert not pid_alive(child)
         assert session_members(live.proc.pid) == []
-    finally:
-        live.kill_leftovers()
 
 
 def test_requests_arriving_after_sigterm_are_refused_not_accepted_and_dropped(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path).start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path).started() as live:
         with ThreadPoolExecutor(max_workers=16) as pool:
             draining = pool.submit(slow_api, live.base)  # keeps the drain going for 2 s
             time.sleep(0.5)
@@ -397,8 +382,6 @@ def test_requests_arriving_after_sigterm_are_refused_not_accepted_and_dropped(tm
             assert draining.result(timeout=60).completed
         assert live.wait_exit(20) == 0
         assert [o.error or o.status for o in outcomes if not (o.completed or o.refused)] == []
-    finally:
-        live.kill_leftovers()
 
 
 def listening_inode(port: int) -> str:

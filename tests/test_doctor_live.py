@@ -30,13 +30,14 @@ from fluxlit.doctor.live_checks import (
 from fluxlit.doctor.model import DoctorContext, Status
 from fluxlit.doctor.registry import doctor
 from fluxlit.doctor.ws_probe import first_ping
+from tests._tcp import LoopbackTcpServer
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PING = b"\x89\x00"
 CLOSE_1000 = b"\x88\x02\x03\xe8"
 
 
-class ScriptedWebSocketServer:
+class ScriptedWebSocketServer(LoopbackTcpServer):
     """Answers /api/healthz as FluxLit does, and accepts WebSockets, then pings after `ping_after` seconds
     (never when None), or sends `then` (raw frames) and closes, or (`chatter`) sends a message every 50 ms;
     records whether a pong came back."""
@@ -44,24 +45,12 @@ class ScriptedWebSocketServer:
     def __init__(
         self, *, ping_after: float | None = None, then: bytes = b"", refuse: bool = False, chatter: bool = False
     ) -> None:
+        super().__init__()
         self.ping_after, self.then, self.refuse, self.chatter = ping_after, then, refuse, chatter
         self.pong = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
 
-    def _accept(self) -> None:
-        self.listener.settimeout(0.1)
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(5)
             head = b""
@@ -101,20 +90,6 @@ class ScriptedWebSocketServer:
                         self.pong.set()
             except OSError:
                 pass
-
-    def __enter__(self) -> ScriptedWebSocketServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=5)
-        self.listener.close()
-
-
-@pytest.fixture
-def fast_slack(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(doctor_live, "PING_SLACK_S", 0.3)
 
 
 def checked(server: ScriptedWebSocketServer, tmp_path: Path, idle: float | None, **env: str) -> tuple[Status, str]:
@@ -157,44 +132,59 @@ def test_first_ping_says_why_the_websocket_never_opened() -> None:
     assert first_ping(f"ws://127.0.0.1:{port}/", within=1).error.startswith(f"cannot connect to 127.0.0.1:{port}")
 
 
-def test_without_an_idle_timeout_the_configured_interval_is_reported(tmp_path: Path) -> None:
-    with ScriptedWebSocketServer() as server:
-        status, text = checked(server, tmp_path, None)
-    assert status is Status.PASS
-    assert "pings idle browser WebSockets every 20 s" in text
-    assert "pass --lb-idle-timeout SECONDS" in text
+# (what the scripted server does, --lb-idle-timeout, the ping interval set here, slack while waiting for a ping,
+# the verdict, what its text says: phrases, or patterns where a measured time is in it)
+KEEPALIVE_VERDICTS = [
+    pytest.param(
+        {}, None, None, None, Status.PASS,
+        ["pings idle browser WebSockets every 20 s", "pass --lb-idle-timeout SECONDS"],
+        id="without-an-idle-timeout-the-configured-interval-is-reported",
+    ),
+    pytest.param(
+        {}, None, "0", None, Status.WARN, ["pings are off here", "serve with --ws-ping-interval 20"],
+        id="pings-turned-off-are-a-warning-without-an-idle-timeout",
+    ),
+    pytest.param(
+        {}, 60.0, "0", None, Status.WARN, ["pings are off here", "serve with --ws-ping-interval 20"],
+        id="pings-turned-off-are-a-warning-with-an-idle-timeout",
+    ),
+    pytest.param(
+        {"ping_after": 0.1}, 20.0, "20", None, Status.WARN,
+        ["the ping interval 20 s is not below the load balancer's idle timeout 20 s", "--ws-ping-interval 6"],
+        id="an-interval-not-below-the-idle-timeout-is-a-warning-with-one-that-fits",
+    ),
+    pytest.param(
+        {"ping_after": 0.2}, 60.0, "1", None, Status.PASS,
+        [re.compile(r"pinged after 0\.\d s, below the load balancer's idle timeout 60 s")],
+        id="a-ping-through-the-url-before-the-idle-timeout-passes",
+    ),
+    pytest.param(
+        {"ping_after": None}, 60.0, "0.2", 0.3, Status.WARN,
+        ["sent no ping within 0.5 s, though 0.2 s is configured here"],
+        id="no-ping-within-the-interval-is-a-warning-naming-the-likely-causes",
+    ),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize("idle", [None, 60.0])
-def test_pings_turned_off_are_a_warning(tmp_path: Path, idle: float | None) -> None:
-    with ScriptedWebSocketServer() as server:
-        status, text = checked(server, tmp_path, idle, FLUXLIT_WS_PING_INTERVAL_S="0")
-    assert status is Status.WARN
-    assert "pings are off here" in text
-    assert "serve with --ws-ping-interval 20" in text
-
-
-def test_an_interval_not_below_the_idle_timeout_is_a_warning_with_one_that_fits(tmp_path: Path) -> None:
-    with ScriptedWebSocketServer(ping_after=0.1) as server:
-        status, text = checked(server, tmp_path, 20.0, FLUXLIT_WS_PING_INTERVAL_S="20")
-    assert status is Status.WARN
-    assert "the ping interval 20 s is not below the load balancer's idle timeout 20 s" in text
-    assert "--ws-ping-interval 6" in text
-
-
-def test_a_ping_through_the_url_before_the_idle_timeout_passes(tmp_path: Path) -> None:
-    with ScriptedWebSocketServer(ping_after=0.2) as server:
-        status, text = checked(server, tmp_path, 60.0, FLUXLIT_WS_PING_INTERVAL_S="1")
-    assert status is Status.PASS
-    assert re.search(r"pinged after 0\.\d s, below the load balancer's idle timeout 60 s", text), text
-
-
-@pytest.mark.usefixtures("fast_slack")
-def test_no_ping_within_the_interval_is_a_warning_naming_the_likely_causes(tmp_path: Path) -> None:
-    with ScriptedWebSocketServer(ping_after=None) as server:
-        status, text = checked(server, tmp_path, 60.0, FLUXLIT_WS_PING_INTERVAL_S="0.2")
-    assert status is Status.WARN
-    assert "sent no ping within 0.5 s, though 0.2 s is configured here" in text
+@pytest.mark.parametrize(("script", "idle", "interval", "slack", "status", "says"), KEEPALIVE_VERDICTS)
+def test_the_keepalive_verdict(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    script: dict[str, Any],
+    idle: float | None,
+    interval: str | None,
+    slack: float | None,
+    status: Status,
+    says: list[str | re.Pattern[str]],
+) -> None:
+    if slack is not None:
+        monkeypatch.setattr(doctor_live, "PING_SLACK_S", slack)
+    env = {} if interval is None else {"FLUXLIT_WS_PING_INTERVAL_S": interval}
+    with ScriptedWebSocketServer(**script) as server:
+        verdict, text = checked(server, tmp_path, idle, **env)
+    assert verdict is status
+    for phrase in says:
+        assert phrase.search(text) if isinstance(phrase, re.Pattern) else phrase in text, (phrase, text)
 
 
 def test_a_websocket_that_cannot_open_fails(tmp_path: Path) -> None:

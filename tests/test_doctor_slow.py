@@ -6,8 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +14,14 @@ from click.testing import CliRunner
 
 from fluxlit.doctor.registry import doctor
 from tests._live import SMOKE_APP, LiveServer
+from tests._tcp import LoopbackTcpServer
 
 pytestmark = pytest.mark.slow
 NGINX_UPGRADE = 'proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade";'
 HEAD_LIMIT = 64 * 1024
 
 
-class UpgradeDroppingProxy:
+class UpgradeDroppingProxy(LoopbackTcpServer):
     """A reverse proxy configured like nginx without the WebSocket lines: plain HTTP passes, the upgrade does not.
 
     mode "strip": forwards the WebSocket request with Upgrade/Connection removed (nginx's default behaviour);
@@ -30,32 +29,11 @@ class UpgradeDroppingProxy:
     """
 
     def __init__(self, upstream_port: int, mode: str) -> None:
+        super().__init__()
         self.upstream_port = upstream_port
         self.mode = mode
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.1)
-        self.port = self.listener.getsockname()[1]
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
 
-    def __enter__(self) -> UpgradeDroppingProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(10)
             head = b""
@@ -98,16 +76,6 @@ def verdict(report: dict[str, Any], name: str) -> dict[str, str]:
     return next(check for check in report["checks"] if check["name"] == name)
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("doctor")).start()
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(autouse=True)
 def in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
@@ -122,12 +90,8 @@ def test_healthy_instance_passes_every_check(live: LiveServer) -> None:
 
 
 def test_instance_under_a_sub_path_passes_with_its_prefix(tmp_path: Path) -> None:
-    server = LiveServer(tmp_path, "--root-path", "/apps/demo").start()
-    try:
-        server.wait_ready()
+    with LiveServer(tmp_path, "--root-path", "/apps/demo").running() as server:
         code, report = run_doctor(server.base + "/apps/demo", server.port, ("FLUXLIT_ROOT_PATH", "/apps/demo"))
-    finally:
-        server.stop()
     assert set(statuses(report).values()) == {"PASS"}, report
     assert code == 0
 
@@ -176,14 +140,10 @@ def test_wrong_sub_path_says_fluxlit_answered_elsewhere(live: LiveServer) -> Non
 
 
 def test_the_keepalive_check_waits_for_a_real_ping_below_the_idle_timeout(tmp_path: Path) -> None:
-    server = LiveServer(tmp_path, "--ws-ping-interval", "1").start()
-    try:
-        server.wait_ready()
+    with LiveServer(tmp_path, "--ws-ping-interval", "1").running() as server:
         env = {"FLUXLIT_GATEWAY_PORT": str(server.port), "FLUXLIT_WS_PING_INTERVAL_S": "1"}
         args = [f"{SMOKE_APP}:app", "--url", server.base, "--lb-idle-timeout", "60", "--json"]
         result = CliRunner().invoke(doctor, args, env=env)
-    finally:
-        server.stop()
     check = verdict(json.loads(result.output), "websocket_keepalive")
     assert check["status"] == "PASS", check
     assert "pinged after" in check["detail"]

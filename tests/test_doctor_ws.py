@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 from fluxlit.doctor import ws_probe as doctor_ws
-from fluxlit.doctor.ws_probe import websocket_handshake
+from fluxlit.doctor.ws_probe import HandshakeResult, websocket_handshake
 
 Answer = Callable[[socket.socket, bytes], None]
 
@@ -45,6 +45,14 @@ def one_shot_server(answer: Answer, *, read_head: bool = True) -> Generator[int,
         listener.close()
 
 
+def handshake(
+    answer: Answer, *, path: str = "/", timeout: float = 5.0, scheme: str = "ws", read_head: bool = True
+) -> HandshakeResult:
+    """What doctor's handshake to `path` makes of a server that answers its one request with `answer`."""
+    with one_shot_server(answer, read_head=read_head) as port:
+        return websocket_handshake(f"{scheme}://127.0.0.1:{port}{path}", timeout=timeout)
+
+
 def reply(data: bytes, *, then_wait: float = 0.0) -> Answer:
     done = threading.Event()
 
@@ -56,48 +64,43 @@ def reply(data: bytes, *, then_wait: float = 0.0) -> Answer:
 
 
 def test_a_refusal_without_a_body_is_reported_at_once() -> None:
-    with one_shot_server(reply(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nX-Why: origin\r\n\r\n")) as port:
-        result = websocket_handshake(f"ws://127.0.0.1:{port}/_stcore/stream", timeout=5)
+    result = handshake(
+        reply(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nX-Why: origin\r\n\r\n"), path="/_stcore/stream"
+    )
     assert (result.status, result.headers["x-why"], result.body, result.accepted) == (403, "origin", b"", False)
 
 
 def test_a_refusal_whose_body_never_ends_is_reported_with_what_came() -> None:
     answer = reply(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 100\r\n\r\npartial", then_wait=2.0)
-    with one_shot_server(answer) as port:
-        result = websocket_handshake(f"ws://127.0.0.1:{port}/", timeout=0.5)
+    result = handshake(answer, timeout=0.5)
     assert (result.status, result.body) == (502, b"partial")
 
 
 def test_a_garbled_answer_is_an_invalid_handshake() -> None:
-    with one_shot_server(reply(b"NONSENSE\r\n\r\n")) as port:
-        result = websocket_handshake(f"ws://127.0.0.1:{port}/", timeout=5)
+    result = handshake(reply(b"NONSENSE\r\n\r\n"))
     assert result.status is None
     assert result.error.startswith("invalid handshake answer: ")
 
 
 def test_a_server_that_closes_without_answering_gives_no_answer() -> None:
-    with one_shot_server(reply(b"")) as port:
-        result = websocket_handshake(f"ws://127.0.0.1:{port}/", timeout=5)
+    result = handshake(reply(b""))
     assert (result.status, result.error) == (None, "invalid handshake answer: Bad HTTP message")
 
 
 def test_a_server_that_stays_silent_times_out() -> None:
-    with one_shot_server(reply(b"", then_wait=2.0)) as port:
-        result = websocket_handshake(f"ws://127.0.0.1:{port}/", timeout=0.3)
+    result = handshake(reply(b"", then_wait=2.0), timeout=0.3)
     assert (result.status, result.error) == (None, "no handshake answer within 0.3 s (connection closed or timed out)")
 
 
 def test_wss_against_a_plain_http_server_is_a_tls_error() -> None:
     # The server speaks plain HTTP at once: no TLS handshake can come of it.
-    with one_shot_server(reply(b"HTTP/1.1 400 Bad Request\r\n\r\n"), read_head=False) as port:
-        result = websocket_handshake(f"wss://127.0.0.1:{port}/", timeout=5)
+    result = handshake(reply(b"HTTP/1.1 400 Bad Request\r\n\r\n"), scheme="wss", read_head=False)
     assert result.status is None
     assert result.error.startswith("SSLError: ")
 
 
 def test_an_informational_answer_other_than_101_is_a_refusal() -> None:
-    with one_shot_server(reply(b"HTTP/1.1 103 Early Hints\r\nLink: </app.js>; rel=preload\r\n\r\n")) as port:
-        result = websocket_handshake(f"ws://127.0.0.1:{port}/", timeout=5)
+    result = handshake(reply(b"HTTP/1.1 103 Early Hints\r\nLink: </app.js>; rel=preload\r\n\r\n"))
     assert (result.status, result.headers["link"], result.accepted) == (103, "</app.js>; rel=preload", False)
 
 
@@ -113,8 +116,7 @@ def accept_then_reset(conn: socket.socket, head: bytes) -> None:
 
 
 def test_an_accepted_handshake_whose_connection_then_resets_is_still_accepted() -> None:
-    with one_shot_server(accept_then_reset) as port:
-        result = websocket_handshake(f"ws://127.0.0.1:{port}/_stcore/stream", timeout=5)
+    result = handshake(accept_then_reset, path="/_stcore/stream")
     assert (result.status, result.subprotocol, result.accepted) == (101, "streamlit", True)
 
 
@@ -134,6 +136,5 @@ def test_a_refusal_body_outlasting_the_deadline_is_reported_as_far_as_it_came(mo
     # Readings: the deadline, then the first read's remaining time; the second read finds the deadline passed.
     monkeypatch.setattr(doctor_ws, "time", _Clock(reads_before_jump=2))
     head = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 1000000\r\n\r\nnot all of it"
-    with one_shot_server(reply(head, then_wait=0.5)) as port:
-        result = websocket_handshake(f"ws://127.0.0.1:{port}/_stcore/stream", timeout=1)
+    result = handshake(reply(head, then_wait=0.5), path="/_stcore/stream", timeout=1)
     assert (result.status, result.body, result.accepted) == (400, b"not all of it", False)

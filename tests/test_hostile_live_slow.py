@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests._live import XSRF_COOKIE as COOKIE
 from tests._live import LiveServer, free_port
 from tests.test_hostile_http import head, header_block_of, send_in_pieces
-from tests.test_xsrf_slow import COOKIE, fresh_token, session_id, token  # noqa: F401 - fixtures used below
 
 pytestmark = pytest.mark.slow
 
@@ -88,8 +88,8 @@ def test_a_100_KiB_url_gets_414_and_an_8_KiB_one_is_logged_short(live: LiveServe
 
 def test_a_proxied_upload_trickled_1_byte_every_4_s_gets_408(
     live: LiveServer,
-    session_id: str,  # noqa: F811 - the fixture imported above
-    token: str,  # noqa: F811
+    session_id: str,
+    token: str,
 ) -> None:
     """Issue 15: each byte beat the per-read deadline, so Streamlit's upload handler held the connection forever.
     Under the default minimum rate (1 KiB/s, 10 s of lag) it is cut at about 10 s."""

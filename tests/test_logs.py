@@ -6,7 +6,6 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import structlog
@@ -24,18 +23,7 @@ from fluxlit.observability.logs import (
     get_logger,
 )
 from fluxlit.testing import TestClient
-
-
-@pytest.fixture
-def json_stream() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("info", "json", stream=stream)
-    yield stream
-    logging.getLogger().handlers.clear()
-
-
-def lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+from tests._logs import JsonLog
 
 
 @pytest.mark.parametrize(
@@ -59,7 +47,7 @@ def test_cap_fields_cuts_only_long_strings() -> None:
     assert line["query"] == "q=1"
 
 
-def test_the_access_line_of_a_long_url_is_capped(json_stream: io.StringIO) -> None:
+def test_the_access_line_of_a_long_url_is_capped(log_stream: JsonLog) -> None:
     """Issue 15: a 100 KiB URL was logged whole, as a 102 KB line. Now 414 stops it at 8 KiB, and the line
     of an 8 KiB one keeps 2 KiB of each field."""
     app = FluxLit()
@@ -71,19 +59,19 @@ def test_the_access_line_of_a_long_url_is_capped(json_stream: io.StringIO) -> No
     gateway = build_gateway(app, observer=AccessObserver(None))
     with TestClient(gateway) as client:
         assert client.get("/api/" + "a" * 4000, params={"q": "b" * 3000}).status_code == 200
-    (line,) = [line for line in lines(json_stream) if line["event"] == "request"]
+    (line,) = [line for line in log_stream.lines() if line["event"] == "request"]
     assert line["path"] == "/api/" + "a" * (MAX_FIELD_CHARS - 5) + f"...[{4005 - MAX_FIELD_CHARS} more chars]"
     assert line["query"].endswith(f"...[{len('q=') + 3000 - MAX_FIELD_CHARS} more chars]")
     assert max(len(json.dumps(value)) for value in line.values()) < MAX_FIELD_CHARS + 40
 
 
-def test_structlog_and_stdlib_lines_are_capped_but_tracebacks_are_whole(json_stream: io.StringIO) -> None:
+def test_structlog_and_stdlib_lines_are_capped_but_tracebacks_are_whole(log_stream: JsonLog) -> None:
     get_logger("fluxlit.test").info("e" * 5000, detail="d" * 5000)
     try:
         raise ValueError("x" * 5000)
     except ValueError:
         logging.getLogger("user.code").exception("m" * 5000)
-    ours, theirs = lines(json_stream)
+    ours, theirs = log_stream.lines()
     assert len(ours["event"]) < MAX_FIELD_CHARS + 30
     assert len(ours["detail"]) < MAX_FIELD_CHARS + 30
     assert len(theirs["event"]) < MAX_FIELD_CHARS + 30

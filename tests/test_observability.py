@@ -26,23 +26,12 @@ from fluxlit.observability.logs import configure_logging, get_logger
 from fluxlit.observability.metrics import GatewayMetrics, ProcStat, _open_fds, parse_proc_stat, read_proc_stat
 from fluxlit.observability.redaction import REDACTED, redact_headers, redact_query
 from fluxlit.testing import TestClient
+from tests._logs import JsonLog
 
 ACCESS_FIELDS = {
     "timestamp", "level", "logger", "event", "request_id", "method", "path", "query", "status",
     "duration_ms", "bytes_out", "dispatch", "client", "upstream_generation",
 }  # fmt: skip
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("info", "json", stream=stream)
-    yield stream
-    logging.getLogger().handlers.clear()
-
-
-def lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
 
 
 def make_app() -> FluxLit:
@@ -67,11 +56,11 @@ def observed() -> Iterator[tuple[Any, GatewayMetrics]]:
         yield client, metrics
 
 
-def test_one_access_line_per_request_with_stable_fields(observed: Any, log_stream: io.StringIO) -> None:
+def test_one_access_line_per_request_with_stable_fields(observed: Any, log_stream: JsonLog) -> None:
     client, _ = observed
     response = client.get("/api/hello?token=s3cret&page=2", headers={"X-Request-ID": "rid-1"})
     assert response.status_code == 200
-    access = [line for line in lines(log_stream) if line["event"] == "request"]
+    access = [line for line in log_stream.lines() if line["event"] == "request"]
     assert len(access) == 1
     line = access[0]
     assert set(line) == ACCESS_FIELDS
@@ -84,10 +73,10 @@ def test_one_access_line_per_request_with_stable_fields(observed: Any, log_strea
     assert "s3cret" not in log_stream.getvalue()
 
 
-def test_user_code_log_lines_carry_the_request_id(observed: Any, log_stream: io.StringIO) -> None:
+def test_user_code_log_lines_carry_the_request_id(observed: Any, log_stream: JsonLog) -> None:
     client, _ = observed
     client.get("/api/hello", headers={"X-Request-ID": "rid-2"})
-    user = next(line for line in lines(log_stream) if line["event"] == "inside the handler")
+    user = next(line for line in log_stream.lines() if line["event"] == "inside the handler")
     assert (user["logger"], user["request_id"]) == ("user.code", "rid-2")
 
 
@@ -209,20 +198,20 @@ def test_console_on_a_tty_is_coloured_unless_no_color(monkeypatch: pytest.Monkey
     assert "\x1b[" not in plain.getvalue()
 
 
-def test_timestamps_are_rfc3339_utc_with_z(log_stream: io.StringIO) -> None:
+def test_timestamps_are_rfc3339_utc_with_z(log_stream: JsonLog) -> None:
     get_logger("ts").info("one")
     logging.getLogger("stdlib.ts").warning("two")
-    stamps = [line["timestamp"] for line in lines(log_stream)]
+    stamps = [line["timestamp"] for line in log_stream.lines()]
     assert len(stamps) == 2
     assert all(RFC3339_UTC.match(stamp) for stamp in stamps), stamps
 
 
-def test_an_exception_stays_one_json_line(log_stream: io.StringIO) -> None:
+def test_an_exception_stays_one_json_line(log_stream: JsonLog) -> None:
     try:
         raise ValueError("bad thing")
     except ValueError:
         logging.getLogger("boom").exception("failed")
-    [line] = lines(log_stream)
+    [line] = log_stream.lines()
     assert line["event"] == "failed"
     assert "ValueError: bad thing" in line["exception"]
 
@@ -253,7 +242,7 @@ def fake_ws_proxy(metrics: GatewayMetrics, *, accept: bool) -> Any:
     return proxy
 
 
-def test_websocket_session_logs_open_and_close_lines(gateway_test_client_factory: Any, log_stream: io.StringIO) -> None:
+def test_websocket_session_logs_open_and_close_lines(gateway_test_client_factory: Any, log_stream: JsonLog) -> None:
     metrics = GatewayMetrics()
     client = gateway_test_client_factory(
         make_app(), observer=AccessObserver(metrics), proxy=fake_ws_proxy(metrics, accept=True)
@@ -262,7 +251,7 @@ def test_websocket_session_logs_open_and_close_lines(gateway_test_client_factory
         ws.send_bytes(b"ping")
         assert ws.receive_bytes() == b"pong"
         ws.close(1000)
-    events = {line["event"]: line for line in lines(log_stream) if line["event"].startswith("websocket")}
+    events = {line["event"]: line for line in log_stream.lines() if line["event"].startswith("websocket")}
     opened, closed = events["websocket.open"], events["websocket.close"]
     assert opened["request_id"] == closed["request_id"]
     assert (opened["path"], opened["query"], opened["method"]) == (
@@ -276,16 +265,14 @@ def test_websocket_session_logs_open_and_close_lines(gateway_test_client_factory
     assert "hush" not in log_stream.getvalue()
 
 
-def test_refused_websocket_logs_403_and_the_close_code(
-    gateway_test_client_factory: Any, log_stream: io.StringIO
-) -> None:
+def test_refused_websocket_logs_403_and_the_close_code(gateway_test_client_factory: Any, log_stream: JsonLog) -> None:
     metrics = GatewayMetrics()
     client = gateway_test_client_factory(
         make_app(), observer=AccessObserver(metrics), proxy=fake_ws_proxy(metrics, accept=False)
     )
     with pytest.raises(WebSocketDisconnect), client.websocket_connect("/_stcore/stream"):
         pass
-    events = [line for line in lines(log_stream) if line["event"].startswith("websocket")]
+    events = [line for line in log_stream.lines() if line["event"].startswith("websocket")]
     assert [line["event"] for line in events] == ["websocket.close"]
     assert (events[0]["status"], events[0]["close_code"], events[0]["closed_by"]) == (403, 1008, "server")
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
-import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,12 +15,12 @@ from starlette.testclient import WebSocketDenialResponse
 from fluxlit import FluxLit
 from fluxlit.config.settings import Settings
 from fluxlit.observability.bridges import ChildStateMetrics, restart_reason
-from fluxlit.observability.logs import configure_logging
 from fluxlit.observability.metrics import GatewayMetrics
 from fluxlit.runtime.serve_plan import ServePlan, build_serve_plan
 from fluxlit.targets import LoadedTarget
 from fluxlit.testing import TestClient
 from tests._live import free_port
+from tests._logs import JsonLog
 
 
 class _StandInStreamlit(BaseHTTPRequestHandler):
@@ -51,14 +48,6 @@ def upstream_port() -> Iterator[int]:
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("info", "json", stream=stream)
-    yield stream
-    logging.getLogger().handlers.clear()
 
 
 def metrics_plan(tmp_path: Path) -> ServePlan:
@@ -109,7 +98,7 @@ def test_an_unreachable_child_counts_an_upstream_error(tmp_path: Path) -> None:
 
 
 def test_a_refused_websocket_is_logged_with_the_upstreams_status(
-    tmp_path: Path, upstream_port: int, log_stream: io.StringIO
+    tmp_path: Path, upstream_port: int, log_stream: JsonLog
 ) -> None:
     plan = metrics_plan(tmp_path)
     plan.hub.publish(ready_at(upstream_port))
@@ -117,8 +106,7 @@ def test_a_refused_websocket_is_logged_with_the_upstreams_status(
         refused = pytest.raises(WebSocketDenialResponse)
         with refused, client.websocket_connect("/_stcore/stream", subprotocols=["streamlit"]):
             pass
-    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
-    closes = [line for line in lines if line["event"] == "websocket.close"]
+    closes = [line for line in log_stream.lines() if line["event"] == "websocket.close"]
     assert [line["status"] for line in closes] == [403]
 
 

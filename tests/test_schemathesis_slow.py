@@ -6,8 +6,6 @@ through a real `fluxlit serve`, so the gateway's routing, request ids and header
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,16 +29,6 @@ CASES = [
     if takes_parameters or mode is not GenerationMode.NEGATIVE
 ]
 LONGEST_SLEEP_S = 0.2
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(Path(tmp_path_factory.mktemp("schemathesis"))).start()
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

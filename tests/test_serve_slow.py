@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from tests._certs import self_signed_certificate
-from tests._live import SMOKE_APP, LiveServer, pid_alive
+from tests._live import SMOKE_APP, LiveServer, pid_alive, poll_until_ready, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -26,15 +26,6 @@ pytestmark = pytest.mark.slow
 def server(tmp_path: Path) -> Iterator[LiveServer]:
     with LiveServer(tmp_path).running() as live:
         yield live
-
-
-def wait_for(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def readyz(live: LiveServer) -> int:
@@ -95,37 +86,26 @@ def test_child_death_restarts_it_while_the_api_keeps_answering(server: LiveServe
 
 
 def test_sigterm_stops_cleanly_leaving_no_process_and_no_state_file(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path).start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path).started() as live:
         child = live.child_pid()
         assert live.stop(timeout=30) == 0
         assert not pid_alive(child)
         assert not live.state_file.exists()
-    finally:
-        live.kill_leftovers()
 
 
 def test_sigkill_of_the_parent_takes_the_child_down(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path).start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path).started() as live:
         child = live.child_pid()
         live.signal(signal.SIGKILL)
         live.wait_exit(10)
         wait_for(lambda: not pid_alive(child), 5, "the orphaned Streamlit child to die")
-    finally:
-        live.kill_leftovers()
 
 
 def test_bad_target_exits_3_before_any_child_starts(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path, target="no_such_module_here:app").start()
-    try:
+    with LiveServer(tmp_path, target="no_such_module_here:app").started(ready=False) as live:
         assert live.wait_exit(30) == 3
         assert "no module named 'no_such_module_here'" in live.log()
         assert not live.state_file.exists()
-    finally:
-        live.kill_leftovers()
 
 
 # Imported by every Python process started in the test's directory (PYTHONPATH holds it): the Streamlit
@@ -151,15 +131,12 @@ def test_target_failing_to_import_after_streamlit_started_early_exits_3_and_stop
     pids = record_child_pids(tmp_path)
     # Slow enough that the early child is surely running (and has recorded its pid) when the import fails.
     (tmp_path / "slow_broken.py").write_text("import time\ntime.sleep(1.5)\nraise RuntimeError('no database')\n")
-    live = LiveServer(tmp_path, target="slow_broken.py:app").start()
-    try:
+    with LiveServer(tmp_path, target="slow_broken.py:app").started(ready=False) as live:
         assert live.wait_exit(30) == 3
         assert "RuntimeError: no database" in live.log()
         [early] = recorded_pids(pids)
         assert not pid_alive(early)
         assert not live.state_file.exists()
-    finally:
-        live.kill_leftovers()
 
 
 APP_WITH_ITS_OWN_ROOT_PATH = """
@@ -177,17 +154,13 @@ def home(st, client):
 def test_app_settings_that_change_the_child_replace_the_one_started_early(tmp_path: Path) -> None:
     pids = record_child_pids(tmp_path)
     (tmp_path / "own_root.py").write_text(APP_WITH_ITS_OWN_ROOT_PATH)
-    live = LiveServer(tmp_path, target="own_root.py:app").start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path, target="own_root.py:app").running() as live:
         assert live.get("/lab/_stcore/health").text == "ok"
         assert live.get("/lab/").status_code == 200
         early, current = recorded_pids(pids)
         assert live.child_pid() == current
         assert not pid_alive(early)
         assert "its command or environment differs" in live.log()
-    finally:
-        live.stop()
 
 
 SHADOWING_MODULE = "raise ImportError(\"the user's own {name}.py was imported in place of FluxLit's\")\n"
@@ -220,22 +193,15 @@ def test_port_in_use_exits_6(tmp_path: Path) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         pids = record_child_pids(tmp_path)
-        live = LiveServer(tmp_path, port=holder.getsockname()[1]).start()
-        try:
+        with LiveServer(tmp_path, port=holder.getsockname()[1]).started(ready=False) as live:
             assert live.wait_exit(60) == 6
             assert not any(pid_alive(pid) for pid in recorded_pids(pids))
-        finally:
-            live.kill_leftovers()
 
 
 def test_on_child_exit_exit_stops_the_gateway_non_zero(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path, "--on-child-exit", "exit").start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path, "--on-child-exit", "exit").started() as live:
         os.kill(live.child_pid(), signal.SIGKILL)
         assert live.wait_exit(30) == 7
-    finally:
-        live.kill_leftovers()
 
 
 def test_crash_budget_exhausted_exits_5(tmp_path: Path) -> None:
@@ -264,12 +230,9 @@ def test_streamlit_that_cannot_start_exits_4_with_its_stderr(tmp_path: Path) -> 
         "if 'FLUXLIT_INTERNAL_API_BASE' in os.environ:\n"
         "    sys.stderr.write('boom: cannot start\\n'); sys.stderr.flush(); os._exit(1)\n"
     )
-    live = LiveServer(tmp_path).start()
-    try:
+    with LiveServer(tmp_path).started(ready=False) as live:
         assert live.wait_exit(60) == 4
         assert "boom: cannot start" in live.log()
-    finally:
-        live.kill_leftovers()
 
 
 def test_sd_notify_ready_then_stopping(tmp_path: Path) -> None:
@@ -277,8 +240,7 @@ def test_sd_notify_ready_then_stopping(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(sock_path))
         sock.settimeout(60)
-        live = LiveServer(tmp_path, env={"NOTIFY_SOCKET": str(sock_path)}).start()
-        try:
+        with LiveServer(tmp_path, env={"NOTIFY_SOCKET": str(sock_path)}).started(ready=False) as live:
             messages: list[str] = []
             while not any("READY=1" in m for m in messages):
                 messages.append(sock.recv(4096).decode())
@@ -287,20 +249,14 @@ def test_sd_notify_ready_then_stopping(tmp_path: Path) -> None:
             while not any("STOPPING=1" in m for m in messages):
                 messages.append(sock.recv(4096).decode())
             assert live.wait_exit(30) == 0
-        finally:
-            live.kill_leftovers()
 
 
 def test_root_path_serves_everything_under_the_mount(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path, "--root-path", "/apps/demo").start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path, "--root-path", "/apps/demo").running() as live:
         assert live.get("/apps/demo/api/healthz").json() == {"status": "ok"}
         assert live.get("/apps/demo/api/smoke").status_code == 200
         assert live.get("/apps/demo/_stcore/health").text == "ok"
         assert live.get("/apps/demo/").status_code == 200
-    finally:
-        live.stop()
 
 
 def test_config_json_runs_as_a_subprocess(tmp_path: Path) -> None:
@@ -318,9 +274,7 @@ def test_config_json_runs_as_a_subprocess(tmp_path: Path) -> None:
 
 def test_twenty_child_kills_in_a_row_each_recover_while_healthz_never_fails(tmp_path: Path) -> None:
     env = {"FLUXLIT_RESTART_MAX_FAILURES": "100", "FLUXLIT_RESTART_BACKOFF_MAX_S": "0.5"}
-    live = LiveServer(tmp_path, env=env).start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path, env=env).running() as live:
         for round_number in range(20):
             victim = live.state()["pid"]
             generation = live.state()["generation"]
@@ -330,8 +284,6 @@ def test_twenty_child_kills_in_a_row_each_recover_while_healthz_never_fails(tmp_
             wait_for(lambda: readyz(live) == 200, 60, f"readyz 200 after kill {round_number}")
             assert live.state()["generation"] > generation
         assert live.get("/api/smoke").status_code == 200
-    finally:
-        live.stop()
 
 
 BLOCKING_APP = """
@@ -360,9 +312,7 @@ def test_watchdog_pings_stop_while_the_event_loop_is_blocked(tmp_path: Path) -> 
         sock.bind(str(sock_path))
         sock.settimeout(0.1)
         env = {"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000"}  # pings every 0.2 s
-        live = LiveServer(tmp_path, target="blocking_app:app", env=env).start()
-        try:
-            live.wait_ready()
+        with LiveServer(tmp_path, target="blocking_app:app", env=env).running() as live:
             pings: list[float] = []
 
             def collect(seconds: float) -> None:
@@ -387,8 +337,6 @@ def test_watchdog_pings_stop_while_the_event_loop_is_blocked(tmp_path: Path) -> 
             last = pings[-1]
             collect(1.0)
             assert pings[-1] > last, "pings did not resume after the block"
-        finally:
-            live.stop()
 
 
 def test_tls_serves_http2_and_pages_still_reach_the_api(tmp_path: Path) -> None:
@@ -398,12 +346,7 @@ def test_tls_serves_http2_and_pages_still_reach_the_api(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 60
         with httpx.Client(http2=True, verify=False, timeout=5) as client:
-            while time.monotonic() < deadline:
-                try:
-                    if client.get(f"{live.base}/api/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            poll_until_ready(client, f"{live.base}/api/readyz", deadline)
             response = client.get(f"{live.base}/api/smoke")
             assert response.http_version == "HTTP/2"
             assert response.json()["marker"] == "fluxlit_smoke_ok"

@@ -108,6 +108,26 @@ def assert_nothing_left(tree: list[psutil.Process]) -> None:
     assert left == [], f"processes outlived the stop: {left}"
 
 
+def assert_stopped_cleanly(
+    live: LiveServer,
+    tree: list[psutil.Process],
+    requests: list[InflightRequest],
+    *,
+    stop: str,
+    within: float,
+    budget: float,
+) -> None:
+    """After `stop` was sent: exit 0 within `budget` seconds, each blocked request answered or closed, and not one
+    process of the tree left."""
+    code, elapsed = timed_exit(live, within=within)
+    assert code == 0, live.log()[-3000:]
+    assert elapsed < budget, f"{stop} took {elapsed:.2f}s (budget {budget}s)"
+    for request in requests:
+        outcome = request.result(within=5)
+        assert outcome.startswith(("status ", "closed: ")), outcome
+    assert_nothing_left(tree)
+
+
 @pytest.mark.parametrize("route", ["block", "block-in-executor"])
 def test_sigterm_stops_within_the_deadline_while_a_handler_blocks(tmp_path: Path, route: str) -> None:
     live, tree = start_blocking_server(tmp_path)
@@ -115,12 +135,7 @@ def test_sigterm_stops_within_the_deadline_while_a_handler_blocks(tmp_path: Path
         request = InflightRequest(f"{live.base}/api/{route}?seconds=25")
         wait_started(tmp_path, 1)
         live.signal(signal.SIGTERM)
-        code, elapsed = timed_exit(live, within=30)
-        assert code == 0, live.log()[-3000:]
-        assert elapsed < STOP_BUDGET, f"SIGTERM took {elapsed:.2f}s (budget {STOP_BUDGET}s)"
-        outcome = request.result(within=5)
-        assert outcome.startswith(("status ", "closed: ")), outcome
-        assert_nothing_left(tree)
+        assert_stopped_cleanly(live, tree, [request], stop="SIGTERM", within=30, budget=STOP_BUDGET)
         assert "still running" in live.log()  # the operator learns which handler was left behind
         assert not live.state_file.exists()
     finally:
@@ -135,12 +150,7 @@ def test_second_sigint_exits_at_once_with_status_0_while_a_handler_blocks(tmp_pa
         live.signal(signal.SIGINT)
         time.sleep(0.5)  # the drain has begun: the request is still running
         live.signal(signal.SIGINT)
-        code, elapsed = timed_exit(live, within=30)
-        assert code == 0, live.log()[-3000:]
-        assert elapsed < SECOND_SIGNAL_BUDGET, f"the second SIGINT took {elapsed:.2f}s to exit"
-        outcome = request.result(within=5)
-        assert outcome.startswith(("status ", "closed: ")), outcome
-        assert_nothing_left(tree)
+        assert_stopped_cleanly(live, tree, [request], stop="the second SIGINT", within=30, budget=SECOND_SIGNAL_BUDGET)
     finally:
         live.kill_leftovers()
 
@@ -152,12 +162,6 @@ def test_sigterm_with_workers_stops_every_process_while_handlers_block(tmp_path:
         requests = [InflightRequest(f"{live.base}/api/block?seconds=25") for _ in range(6)]
         wait_started(tmp_path, 6)
         live.signal(signal.SIGTERM)
-        code, elapsed = timed_exit(live, within=40)
-        assert code == 0, live.log()[-3000:]
-        assert elapsed < STOP_BUDGET, f"SIGTERM took {elapsed:.2f}s (budget {STOP_BUDGET}s)"
-        for request in requests:
-            outcome = request.result(within=5)
-            assert outcome.startswith(("status ", "closed: ")), outcome
-        assert_nothing_left(tree)
+        assert_stopped_cleanly(live, tree, requests, stop="SIGTERM", within=40, budget=STOP_BUDGET)
     finally:
         live.kill_leftovers()

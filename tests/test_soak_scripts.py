@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,6 @@ from tests._live import LiveServer, free_port
 pytestmark = [pytest.mark.slow, pytest.mark.external("curl")]
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 SUMMARY_KEYS = {"script", "url", "count", "ok", "fail", "elapsed_s", "p50_ms", "p95_ms", "p99_ms", "codes"}
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("soak")).start()
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 def soak(script: str, base: str, **env: str) -> subprocess.CompletedProcess[str]:

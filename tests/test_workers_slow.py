@@ -14,8 +14,7 @@ import psutil
 import pytest
 
 from tests._certs import self_signed_certificate
-from tests._live import LiveServer, pid_alive
-from tests.test_serve_slow import wait_for
+from tests._live import LiveServer, pid_alive, poll_until_ready, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -104,9 +103,7 @@ def test_streamlit_restarts_are_followed_by_the_worker(server: LiveServer) -> No
 
 
 def test_sigterm_stops_workers_and_streamlit_and_frees_the_port(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path, "--workers", "3", "--graceful-timeout", "2").start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path, "--workers", "3", "--graceful-timeout", "2").started() as live:
         wait_for(lambda: len(worker_pids(live)) == 2, 30, "two worker processes")
         workers, child = worker_pids(live), live.child_pid()
         assert live.stop(timeout=30) == 0
@@ -115,21 +112,15 @@ def test_sigterm_stops_workers_and_streamlit_and_frees_the_port(tmp_path: Path) 
         assert "second stop request" not in live.log()  # one SIGTERM per worker: each drained
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", live.port))
-    finally:
-        live.kill_leftovers()
 
 
 def test_sigkill_of_the_supervisor_takes_the_workers_down(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path, "--workers", "2").start()
-    try:
-        live.wait_ready()
+    with LiveServer(tmp_path, "--workers", "2").started() as live:
         wait_for(lambda: len(worker_pids(live)) == 1, 30, "the worker process")
         [worker] = worker_pids(live)
         live.signal(signal.SIGKILL)
         live.wait_exit(10)
         wait_for(lambda: not pid_alive(worker), 5, "the orphaned worker to die")
-    finally:
-        live.kill_leftovers()
 
 
 def replicas_seen(client: httpx.Client, url: str, within: float = 30.0) -> set[str]:
@@ -152,12 +143,7 @@ def test_workers_serve_tls_binds(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         # A fresh connection per request, so both processes get a turn.
         with httpx.Client(verify=False, timeout=5, limits=httpx.Limits(max_keepalive_connections=0)) as client:
-            while time.monotonic() < deadline:
-                try:
-                    if client.get(f"https://127.0.0.1:{live.port}/api/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            poll_until_ready(client, f"https://127.0.0.1:{live.port}/api/readyz", deadline)
             assert len(replicas_seen(client, f"https://127.0.0.1:{live.port}/api/smoke")) == 2
             # Readiness may flap while a loaded machine starves Streamlit's health probe: the page must come
             # within the deadline, not on the first try.

@@ -7,70 +7,16 @@ must be live. A browser on another site sends the cookie but cannot read it to s
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests._live import LiveServer
+from tests._live import XSRF_COOKIE as COOKIE
+from tests._live import LiveServer, xsrf_token
 
 pytestmark = pytest.mark.slow
-
-COOKIE = "_streamlit_xsrf"
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(Path(tmp_path_factory.mktemp("xsrf"))).start()
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
-
-
-def fresh_token(live: LiveServer) -> str:
-    """A new XSRF cookie value, as Streamlit hands one to a browser loading the app."""
-    response = live.get("/_stcore/health")
-    assert response.status_code == 200
-    return response.cookies[COOKIE].strip('"')
-
-
-@pytest.fixture(scope="module")
-def token(live: LiveServer) -> str:
-    return fresh_token(live)
-
-
-@pytest.fixture(scope="module")
-def session_id(live: LiveServer, token: str) -> Iterator[str]:
-    """The id of a live Streamlit session opened through the gateway the way the frontend does it."""
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-    from websockets.sync.client import connect
-
-    back = BackMsg()
-    back.rerun_script.query_string = ""
-    back.rerun_script.page_script_hash = ""
-    with connect(
-        f"ws://127.0.0.1:{live.port}/_stcore/stream",
-        subprotocols=["streamlit", token],
-        additional_headers={"Cookie": f"{COOKIE}={token}", "Origin": live.base},
-        open_timeout=10,
-    ) as ws:
-        ws.send(back.SerializeToString())
-        found = ""
-        deadline = time.monotonic() + 20
-        while not found and time.monotonic() < deadline:
-            message = ForwardMsg()
-            message.ParseFromString(ws.recv(timeout=10))
-            if message.WhichOneof("type") == "new_session":
-                found = message.new_session.initialize.session_id
-        assert found, "no new_session message within 20 s"
-        yield found  # the session stays live while the socket is open
 
 
 def upload(live: LiveServer, session_id: str, headers: dict[str, str], method: str = "PUT") -> httpx.Response:
@@ -99,7 +45,7 @@ def test_upload_with_the_header_but_no_cookie_is_refused(live: LiveServer, sessi
 
 
 def test_upload_with_a_mismatched_pair_is_refused(live: LiveServer, session_id: str, token: str) -> None:
-    other = fresh_token(live)
+    other = xsrf_token(live)
     response = upload(live, session_id, {"Cookie": f"{COOKIE}={token}", "X-Xsrftoken": other})
     assert response.status_code == 403
 

@@ -350,15 +350,17 @@ def test_select_page_on_a_plain_apptest_without_a_client_uses_the_given_target(t
         "@app.page('/')\n"
         "def home(st, client):\n    st.write('home')\n"
         "@app.page('/other', title='Other')\n"
-        "def other(st, client):\n    st.write('other')\n",
+        "def other(st, client):\n    st.write(f'other, calling {client.base_url}')\n",
         encoding="utf-8",
     )
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(streamlit_main_path()))
     try:
-        select_page(at, "Other", target="plain_file_app:app", extra_sys_path=tmp_path)
-        assert texts(at) == ["other"]
+        select_page(
+            at, "Other", target="plain_file_app:app", extra_sys_path=tmp_path, internal_api_base="http://api.test/v9"
+        )
+        assert texts(at) == ["other, calling http://api.test/v9"]
     finally:
         sys.modules.pop("plain_file_app", None)
     assert str(tmp_path) not in sys.path

@@ -13,6 +13,7 @@ _LAZY = {
     "FluxLit": "fluxlit.app",
     "PageRecord": "fluxlit.page_records",
     "Settings": "fluxlit.config.settings",
+    "FluxlitSettings": "fluxlit.config",
     "FluxLitTestClient": "fluxlit.testing",
     "streamlit_main_path": "fluxlit.streamlit.command",
     "ApiClient": "fluxlit.client",
@@ -32,17 +33,26 @@ _LAZY = {
     "new_session_id": "fluxlit.url_session",
     "select_page": "fluxlit.testing",
     "assert_no_streamlit_exception": "fluxlit.testing",
+    "apptest_assert_no_errors": "fluxlit.testing",
+    "apptest_select_page": "fluxlit.testing",
 }
 
 if TYPE_CHECKING:
     from fluxlit.app import FluxLit
     from fluxlit.client import ApiClient, ApiError
+    from fluxlit.config import FluxlitSettings
     from fluxlit.config.settings import Settings
     from fluxlit.deep_links import PublicUrls, match_nav_page, query_params
     from fluxlit.page_records import PageRecord
     from fluxlit.pages.di import Cookie, Depends, Header, Query
     from fluxlit.streamlit.command import streamlit_main_path
-    from fluxlit.testing import FluxLitTestClient, assert_no_streamlit_exception, select_page
+    from fluxlit.testing import (
+        FluxLitTestClient,
+        apptest_assert_no_errors,
+        apptest_select_page,
+        assert_no_streamlit_exception,
+        select_page,
+    )
     from fluxlit.url_session import (
         InMemorySessionStore,
         SessionStore,
@@ -59,6 +69,7 @@ __all__ = [
     "Depends",
     "FluxLit",
     "FluxLitTestClient",
+    "FluxlitSettings",
     "Header",
     "InMemorySessionStore",
     "PageRecord",
@@ -67,6 +78,8 @@ __all__ = [
     "SessionStore",
     "Settings",
     "__version__",
+    "apptest_assert_no_errors",
+    "apptest_select_page",
     "assert_no_streamlit_exception",
     "ensure_url_session",
     "hydrate_url_session",

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from fluxlit.config.settings import Settings
 from fluxlit.deep_links import PublicUrls
+from fluxlit.health import add_health_routes
 
 # PageRecord is still importable from here, where it lived before page_records.py
 from fluxlit.page_records import PageHandler, PageRegistry, normalize_page_path
@@ -19,6 +20,8 @@ HandlerT = TypeVar("HandlerT", bound=PageHandler)
 
 class FluxLit:
     """A FastAPI app (``app.api``) served under the API prefix and Streamlit pages (``@app.page``) at the root.
+
+    ``app.api`` answers ``/healthz`` and ``/readyz`` (outside its OpenAPI schema) unless the user routes them.
 
     ``settings`` given here are the app's own defaults; ``fluxlit.toml``, ``FLUXLIT_*`` env vars and CLI flags
     still override them when the app is served.
@@ -39,6 +42,8 @@ class FluxLit:
         kwargs = dict(fastapi_kwargs or {})
         kwargs.setdefault("title", self.title)
         self.api: FastAPI = FastAPI(**kwargs)
+        # So app.api alone (TestClient(app.api), uvicorn app:app.api) answers probes as the gateway does.
+        add_health_routes(self.api)
         self.streamlit_run_args = tuple(streamlit_run_args)
         self.streamlit_page_config = dict(streamlit_page_config or {})
         self._pages = PageRegistry()

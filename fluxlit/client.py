@@ -7,16 +7,18 @@ import threading
 from collections.abc import Callable, Generator, Mapping
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 
 from fluxlit.config.child_layout import DEFAULT_INTERNAL_API_BASE as DEFAULT_INTERNAL_API_BASE
 from fluxlit.config.child_layout import child_layout
 
 REQUEST_ID_HEADER = "X-Request-ID"
 AuthHeaderFactory = Callable[[], Mapping[str, str]]
+ModelT = TypeVar("ModelT")
 
 _current_request_id: ContextVar[str | None] = ContextVar("fluxlit_request_id", default=None)
 
@@ -28,7 +30,8 @@ _shared_http: httpx.Client | None = None
 
 
 class ApiError(Exception):
-    """The API answered with an error status; carries the status code and the body text."""
+    """The API answered with an error status to a client made with ``raise_for_status=True``; carries the
+    status code and the body text."""
 
     def __init__(self, method: str, url: str, status_code: int, body: str) -> None:
         super().__init__(f"{method} {url} answered {status_code}: {body[:200]}")
@@ -81,7 +84,9 @@ class ApiClient:
     """A small synchronous client for the app's API; paths are relative to the API prefix (``get("/users")``).
 
     Every call goes through :meth:`request`, so monkeypatching ``ApiClient.request`` intercepts them all.
-    ``http_client`` is borrowed (never closed here); without it the client opens and owns its own pool.
+    Like httpx (and fluxlit 0.13), a call returns the response whatever its status; ``raise_for_status=True``
+    makes every error status raise :class:`ApiError` instead. ``http_client`` is borrowed (never closed
+    here); without it the client opens and owns its own pool.
     """
 
     def __init__(
@@ -93,12 +98,14 @@ class ApiClient:
         auth_header_factory: AuthHeaderFactory | None = None,
         propagate_request_id: bool = True,
         http_client: httpx.Client | None = None,
+        raise_for_status: bool = False,
     ) -> None:
         self.base_url = (base_url or child_layout().internal_api_base).rstrip("/")
         self.timeout = timeout
         self.default_headers = dict(default_headers or {})
         self.auth_header_factory = auth_header_factory
         self.propagate_request_id = propagate_request_id
+        self.raise_for_status = raise_for_status
         self._borrowed = http_client
         self._http: httpx.Client | None = None
 
@@ -130,6 +137,7 @@ class ApiClient:
             auth_header_factory=_bearer(token),
             propagate_request_id=self.propagate_request_id,
             http_client=self._pool(),
+            raise_for_status=self.raise_for_status,
         )
 
     def url(self, path: str) -> str:
@@ -148,12 +156,17 @@ class ApiClient:
             headers[REQUEST_ID_HEADER] = request_id
         return headers
 
-    def request(self, method: str, path: str, *, raise_for_status: bool = True, **kwargs: Any) -> httpx.Response:
-        """Send one request; an error status raises :class:`ApiError` unless ``raise_for_status=False``."""
+    def request(self, method: str, path: str, *, raise_for_status: bool | None = None, **kwargs: Any) -> httpx.Response:
+        """Send one request and return its response, whatever the status.
+
+        An error status raises :class:`ApiError` when ``raise_for_status`` (this call's, else the client's) is
+        true; the other keyword arguments are httpx's (``json=``, ``params=``, ``headers=``, ``timeout=``...).
+        """
         headers = self.headers_for_call(kwargs.pop("headers", None))
         url = self.url(path)
         response = self._pool().request(method, url, headers=headers, **kwargs)
-        if raise_for_status and response.is_error:
+        raising = self.raise_for_status if raise_for_status is None else raise_for_status
+        if raising and response.is_error:
             raise ApiError(method, url, response.status_code, response.text)
         return response
 
@@ -171,6 +184,38 @@ class ApiClient:
 
     def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.request("DELETE", path, **kwargs)
+
+    def get_model(self, path: str, response_model: type[ModelT], **kwargs: Any) -> ModelT:
+        """GET ``path`` and validate its JSON as ``response_model`` (a pydantic model, or any type pydantic
+        validates, such as ``list[Item]``).
+
+        An error status raises ``httpx.HTTPStatusError`` (:class:`ApiError` on a ``raise_for_status=True``
+        client); a body of the wrong shape raises ``pydantic.ValidationError``.
+        """
+        response = self.get(path, **kwargs)
+        response.raise_for_status()
+        return TypeAdapter(response_model).validate_json(response.content)
+
+    def post_model(
+        self,
+        path: str,
+        response_model: type[ModelT],
+        *,
+        body: BaseModel | Mapping[str, Any] | None = None,
+        json: Any = None,
+        **kwargs: Any,
+    ) -> ModelT:
+        """POST ``body`` (a pydantic model, dumped in JSON mode, or a mapping) or ``json`` to ``path``, and
+        validate the answer as ``response_model``; errors as in :meth:`get_model`."""
+        if body is not None and json is not None:
+            raise TypeError(f"post_model({path!r}) got both body= and json=: pass one of them")
+        if isinstance(body, BaseModel):
+            json = body.model_dump(mode="json")
+        elif body is not None:
+            json = dict(body)
+        response = self.post(path, json=json, **kwargs)
+        response.raise_for_status()
+        return TypeAdapter(response_model).validate_json(response.content)
 
     def _pool(self) -> httpx.Client:
         # A registered test transport wins: its origin is a reserved .invalid host no socket could reach.

@@ -23,6 +23,7 @@ from fluxlit.gateway.router import Gateway, build_gateway
 from fluxlit.targets import parse_target
 
 _DOCS_OK = {200, 301, 302, 307, 308}
+_Transport = tuple[str, httpx.Client]  # an origin and the client that answers for it in-process
 _test_hosts = itertools.count(1)
 
 
@@ -126,20 +127,9 @@ class FluxLitTestClient:
         # Streamlit's AppTest costs ~1.5 s to import (python -X importtime): API-only tests never pay it.
         from fluxlit.streamlit.apptest import FluxLitAppTest
 
-        paths = [str(Path(extra_sys_path).resolve())] if extra_sys_path is not None else []
+        paths = _sys_paths(extra_sys_path)
         spec, modules = _resolve_streamlit_target(target, self.app, paths)
-        transport = None
-        if internal_api_base is None:
-            origin = f"http://fluxlit-test-{next(_test_hosts)}.invalid"
-            internal_api_base = origin + self.root_mount + self.api_prefix
-            transport = (origin, self.api)
-        env = {
-            "FLUXLIT_APP": spec,
-            "FLUXLIT_API_PREFIX": self.api_prefix,
-            "FLUXLIT_ROOT_PATH": self.root_mount,
-            "FLUXLIT_INTERNAL_API_BASE": internal_api_base,
-            "FLUXLIT_TESTS": "1",
-        }
+        env, transport = self._page_env(spec, internal_api_base)
         at = FluxLitAppTest(
             env,
             modules=modules,
@@ -152,25 +142,74 @@ class FluxLitTestClient:
             at.query_params[key] = value
         return at.run()
 
+    def _page_env(self, target: str, internal_api_base: str | None) -> tuple[dict[str, str], _Transport | None]:
+        """The environment of a page run for ``target``, and the in-process transport to this client's gateway
+        (when ``internal_api_base`` is not given)."""
+        transport = None
+        if internal_api_base is None:
+            origin = f"http://fluxlit-test-{next(_test_hosts)}.invalid"
+            internal_api_base = origin + self.root_mount + self.api_prefix
+            transport = (origin, self.api)
+        env = {
+            "FLUXLIT_APP": target,
+            "FLUXLIT_API_PREFIX": self.api_prefix,
+            "FLUXLIT_ROOT_PATH": self.root_mount,
+            "FLUXLIT_INTERNAL_API_BASE": internal_api_base,
+            "FLUXLIT_TESTS": "1",
+        }
+        return env, transport
+
     def select_page(
         self,
         at: Any,
         page: str,
         *,
         target: str | None = None,
+        internal_api_base: str | None = None,
+        extra_sys_path: str | Path | None = None,
         page_key: str = "page",
         page_overrides: Mapping[str, Any] | None = None,
     ) -> Any:
-        """Open ``page`` (title, path or slug) and return the AppTest after that run; see :func:`select_page`."""
+        """Open ``page`` (title, path or slug) and return the AppTest after that run; see :func:`select_page`.
+
+        ``at=None`` starts a new AppTest of ``target`` on that page. An AppTest made by :meth:`streamlit` keeps
+        its app and environment. Any other AppTest of the bundled entrypoint (``AppTest.from_file(
+        streamlit_main_path())``) runs with ``target`` and this client's API, as :meth:`streamlit` would.
+        """
         if at is None:
             if target is None:
                 raise TypeError("select_page(None, ...) needs target= to start a new AppTest")
-            return self.streamlit(target=target, query_params={page_key: page}, page_overrides=page_overrides)
-        return select_page(at, page, page_key=page_key, page_overrides=page_overrides)
+            return self.streamlit(
+                target=target,
+                internal_api_base=internal_api_base,
+                extra_sys_path=extra_sys_path,
+                query_params={page_key: page},
+                page_overrides=page_overrides,
+            )
+        from fluxlit.streamlit.apptest import FluxLitAppTest
+
+        if isinstance(at, FluxLitAppTest) or target is None:
+            return select_page(
+                at,
+                page,
+                internal_api_base=internal_api_base,
+                extra_sys_path=extra_sys_path,
+                page_key=page_key,
+                page_overrides=page_overrides,
+            )
+        paths = _sys_paths(extra_sys_path)
+        spec, modules = _resolve_streamlit_target(target, self.app, paths)
+        env, transport = self._page_env(spec, internal_api_base)
+        return _select_in_plain_apptest(at, page, env, modules, paths, transport, page_overrides)
 
     @staticmethod
     def assert_no_streamlit_exception(at: Any) -> None:
+        """Fail if the last run raised or showed an ``st.error`` box; see :func:`assert_no_streamlit_exception`."""
         assert_no_streamlit_exception(at)
+
+
+def _sys_paths(extra_sys_path: str | Path | None) -> list[str]:
+    return [str(Path(extra_sys_path).resolve())] if extra_sys_path is not None else []
 
 
 def _resolve_streamlit_target(target: str, app: Any, paths: list[str]) -> tuple[str, dict[str, Any]]:
@@ -206,42 +245,107 @@ def select_page(
     page: str,
     *,
     target: str | None = None,
+    internal_api_base: str | None = None,
+    extra_sys_path: str | Path | None = None,
     page_key: str = "page",
     page_overrides: Mapping[str, Any] | None = None,
 ) -> Any:
     """Open ``page`` (title, path or slug) in ``at`` and run it; returns ``at``.
 
     Before the first run this is the ``?page=`` deep link. After it, the entrypoint switches pages with
-    ``st.switch_page`` like a sidebar click, so session_state carries over. ``target`` is accepted for
-    signature compatibility; the AppTest already knows its target.
+    ``st.switch_page`` like a sidebar click, so session_state carries over. On an AppTest made by
+    ``FluxLitTestClient.streamlit`` the other options change its later runs too; ``target`` is accepted
+    for fluxlit 0.13's signature, as that AppTest already knows its app. Any other AppTest runs this once
+    with ``FLUXLIT_APP=target`` (when given), ``FLUXLIT_TESTS=1`` and the options given.
     """
-    from fluxlit.streamlit.shell import SWITCH_KEY  # the shell brings Streamlit-side modules: only when used
+    from fluxlit.streamlit.apptest import FluxLitAppTest
 
+    if not isinstance(at, FluxLitAppTest):
+        env = {"FLUXLIT_TESTS": "1"}
+        if target is not None:
+            env["FLUXLIT_APP"] = target
+        if internal_api_base is not None:
+            env["FLUXLIT_INTERNAL_API_BASE"] = internal_api_base
+        return _select_in_plain_apptest(at, page, env, {}, _sys_paths(extra_sys_path), None, page_overrides)
     if page_overrides is not None:
-        current = getattr(at, "page_overrides", None) or {}
-        at.page_overrides = {**current, **page_overrides}
-    if getattr(at, "run_count", 1) == 0:
+        at.page_overrides = {**(at.page_overrides or {}), **page_overrides}
+    if internal_api_base is not None:
+        at.fluxlit_env["FLUXLIT_INTERNAL_API_BASE"] = internal_api_base
+    for path in _sys_paths(extra_sys_path):
+        if path not in at.fluxlit_sys_paths:
+            at.fluxlit_sys_paths.append(path)
+    if at.run_count == 0:
         at.query_params[page_key] = page
     else:
-        at.session_state[SWITCH_KEY] = page
+        _ask_to_switch(at, page)
     return at.run()
 
 
+def _ask_to_switch(at: Any, page: str) -> None:
+    from fluxlit.streamlit.shell import SWITCH_KEY  # the shell brings Streamlit-side modules: only when used
+
+    at.session_state[SWITCH_KEY] = page
+
+
+def _select_in_plain_apptest(
+    at: Any,
+    page: str,
+    env: dict[str, str],
+    modules: dict[str, Any],
+    paths: list[str],
+    transport: _Transport | None,
+    page_overrides: Mapping[str, Any] | None,
+) -> Any:
+    """One run of an AppTest FluxLit did not make, switched to ``page``, with FluxLit's test environment."""
+    from fluxlit.streamlit.apptest import fluxlit_run, overrides_env
+
+    if page_overrides is not None:
+        env = {**env, **overrides_env(page_overrides)}
+    # Whether a plain AppTest has run is not public: the switch request works before and after a first run.
+    _ask_to_switch(at, page)
+    with fluxlit_run(env, modules=modules, sys_paths=paths, transport=transport):
+        return at.run()
+
+
+def apptest_select_page(
+    at: Any,
+    client: FluxLitTestClient,
+    *,
+    target: str,
+    page: str,
+    internal_api_base: str | None = None,
+    extra_sys_path: str | Path | None = None,
+    page_key: str = "page",
+    page_overrides: Mapping[str, Any] | None = None,
+) -> Any:
+    """fluxlit 0.13's spelling of ``client.select_page(at, page, target=target, ...)``."""
+    return client.select_page(
+        at,
+        page,
+        target=target,
+        internal_api_base=internal_api_base,
+        extra_sys_path=extra_sys_path,
+        page_key=page_key,
+        page_overrides=page_overrides,
+    )
+
+
 def assert_no_streamlit_exception(at: Any) -> None:
-    """Fail with every exception the last AppTest run showed (message and traceback)."""
+    """Fail if the last AppTest run raised (each message with its traceback) or showed an ``st.error`` box.
+
+    As in fluxlit 0.13, this is the same check as :func:`apptest_assert_no_errors`: an error box is how a
+    page reports a failure it caught, and a test that asserts a clean run means both.
+    """
     shown = list(at.exception)
+    errors = [e.value for e in at.error]
+    problems = []
     if shown:
         details = "\n\n".join(f"{e.message}\n" + "\n".join(e.stack_trace) for e in shown)
-        raise AssertionError(f"the Streamlit run raised {len(shown)} exception(s):\n{details}")
-
-
-def apptest_assert_no_errors(at: Any) -> None:
-    """Like :func:`assert_no_streamlit_exception`, and also fail on any ``st.error`` box."""
-    assert_no_streamlit_exception(at)
-    errors = [e.value for e in at.error]
+        problems.append(f"the Streamlit run raised {len(shown)} exception(s):\n{details}")
     if errors:
-        raise AssertionError(f"the Streamlit run showed {len(errors)} error(s): {errors}")
+        problems.append(f"the Streamlit run showed {len(errors)} error(s): {errors}")
+    if problems:
+        raise AssertionError("\n\n".join(problems))
 
 
-# The reference's module-level names, kept so tests written against it run unchanged.
-apptest_select_page = select_page
+apptest_assert_no_errors = assert_no_streamlit_exception

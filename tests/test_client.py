@@ -6,14 +6,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pydantic
 import pytest
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from fluxlit import FluxLit, FluxLitTestClient
 from fluxlit.client import ApiClient, ApiError, current_request_id, register_test_transport, request_id_scope
 
 BASE = "http://client-tests.invalid/api"
+
+
+class Item(BaseModel):
+    name: str
+    qty: int
 
 
 def make_app() -> FluxLit:
@@ -32,6 +39,19 @@ def make_app() -> FluxLit:
     @app.api.get("/missing")
     def missing() -> JSONResponse:
         return JSONResponse({"detail": "no such thing"}, status_code=404)
+
+    @app.api.get("/items")
+    def items() -> list[dict[str, Any]]:
+        return [{"name": "bolt", "qty": 3}]
+
+    @app.api.get("/not-an-item")
+    def not_an_item() -> dict[str, str]:
+        return {"name": "bolt"}
+
+    @app.api.post("/items")
+    async def add_item(request: Request) -> dict[str, Any]:
+        sent = await request.json()
+        return {"name": sent["name"].upper(), "qty": sent["qty"] + 1}
 
     return app
 
@@ -116,14 +136,76 @@ def test_the_current_request_id_is_propagated_unless_the_call_sets_one() -> None
 
 
 @pytest.mark.usefixtures("gateway")
-def test_an_error_status_raises_api_error_with_status_and_body() -> None:
-    client = ApiClient(BASE)
+@pytest.mark.parametrize("verb", ["get", "post", "put", "delete"])
+def test_every_verb_returns_an_error_status_as_a_response_as_httpx_does(verb: str) -> None:
+    response = getattr(ApiClient(BASE), verb)("/missing")
+    assert response.status_code in (404, 405)
+    with pytest.raises(httpx.HTTPStatusError):
+        response.raise_for_status()
+
+
+@pytest.mark.usefixtures("gateway")
+def test_a_raising_client_turns_an_error_status_into_api_error_with_status_and_body() -> None:
+    client = ApiClient(BASE, raise_for_status=True)
     with pytest.raises(ApiError) as caught:
         client.get("/missing")
     assert caught.value.status_code == 404
     assert "no such thing" in caught.value.body
     assert "GET http://client-tests.invalid/api/missing answered 404" in str(caught.value)
-    assert client.get("/missing", raise_for_status=False).status_code == 404
+    assert client.get("/echo").status_code == 200
+
+
+@pytest.mark.usefixtures("gateway")
+def test_one_call_may_override_the_clients_raising_choice() -> None:
+    assert ApiClient(BASE, raise_for_status=True).get("/missing", raise_for_status=False).status_code == 404
+    with pytest.raises(ApiError, match="answered 404"):
+        ApiClient(BASE).get("/missing", raise_for_status=True)
+
+
+@pytest.mark.usefixtures("gateway")
+def test_with_bearer_keeps_the_raising_choice() -> None:
+    with ApiClient(BASE, raise_for_status=True).with_bearer("t") as api, pytest.raises(ApiError):
+        api.get("/missing")
+
+
+@pytest.mark.usefixtures("gateway")
+def test_get_model_validates_the_answer_with_pydantic() -> None:
+    assert ApiClient(BASE).get_model("/items", list[Item]) == [Item(name="bolt", qty=3)]
+
+
+@pytest.mark.usefixtures("gateway")
+def test_get_model_refuses_an_answer_of_the_wrong_shape() -> None:
+    with pytest.raises(pydantic.ValidationError, match="qty"):
+        ApiClient(BASE).get_model("/not-an-item", Item)
+
+
+@pytest.mark.usefixtures("gateway")
+def test_get_model_raises_for_an_error_status() -> None:
+    with pytest.raises(httpx.HTTPStatusError, match="404"):
+        ApiClient(BASE).get_model("/missing", Item)
+    with pytest.raises(ApiError, match="no such thing"):
+        ApiClient(BASE, raise_for_status=True).get_model("/missing", Item)
+
+
+@pytest.mark.usefixtures("gateway")
+@pytest.mark.parametrize(
+    "payload",
+    [{"body": Item(name="nut", qty=1)}, {"body": {"name": "nut", "qty": 1}}, {"json": {"name": "nut", "qty": 1}}],
+    ids=["model", "mapping", "json"],
+)
+def test_post_model_sends_a_model_a_mapping_or_json_and_validates_the_answer(payload: dict[str, Any]) -> None:
+    assert ApiClient(BASE).post_model("/items", Item, **payload) == Item(name="NUT", qty=2)
+
+
+def test_post_model_refuses_both_body_and_json() -> None:
+    with pytest.raises(TypeError, match=r"post_model\('/items'\) got both body= and json="):
+        ApiClient(BASE).post_model("/items", Item, body={"name": "a"}, json={"name": "b"})
+
+
+@pytest.mark.usefixtures("gateway")
+def test_post_model_raises_for_an_error_status() -> None:
+    with pytest.raises(httpx.HTTPStatusError, match="405"):
+        ApiClient(BASE).post_model("/missing", Item, json={})
 
 
 def test_monkeypatching_request_intercepts_every_verb(monkeypatch: pytest.MonkeyPatch) -> None:

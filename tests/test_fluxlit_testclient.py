@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from fluxlit import FluxLit, FluxLitTestClient
 from fluxlit.client import ApiClient
 from fluxlit.streamlit.apptest import FluxLitAppTest, synthetic_module
-from fluxlit.testing import apptest_assert_no_errors, assert_no_streamlit_exception, select_page
+from fluxlit.streamlit.command import streamlit_main_path
+from fluxlit.testing import apptest_assert_no_errors, apptest_select_page, assert_no_streamlit_exception, select_page
 from tests._apptest import url_param
 
 pytestmark = pytest.mark.usefixtures("requires_streamlit_apptest")
@@ -290,7 +291,10 @@ def test_assert_no_streamlit_exception_reports_the_page_error() -> None:
         FluxLitTestClient.assert_no_streamlit_exception(at)
 
 
-def test_apptest_assert_no_errors_also_fails_on_error_boxes() -> None:
+@pytest.mark.parametrize(
+    "check", [assert_no_streamlit_exception, apptest_assert_no_errors, FluxLitTestClient.assert_no_streamlit_exception]
+)
+def test_every_clean_run_check_also_fails_on_error_boxes_as_in_fluxlit_0_13(check: Any) -> None:
     app = FluxLit(title="T")
 
     @app.page("/")
@@ -298,9 +302,78 @@ def test_apptest_assert_no_errors_also_fails_on_error_boxes() -> None:
         st.error("visible problem")
 
     at = FluxLitTestClient(app).streamlit(target="err_app:app")
+    with pytest.raises(AssertionError, match=r"showed 1 error\(s\): \['visible problem'\]"):
+        check(at)
+
+
+def test_a_clean_run_passes_every_check() -> None:
+    app = FluxLit(title="T")
+
+    @app.page("/")
+    def home(st: Any, client: Any) -> None:
+        st.write("fine")
+
+    at = FluxLitTestClient(app).streamlit(target="fine_app:app")
     assert_no_streamlit_exception(at)
-    with pytest.raises(AssertionError, match="visible problem"):
-        apptest_assert_no_errors(at)
+    apptest_assert_no_errors(at)
+
+
+def test_apptest_select_page_takes_fluxlit_0_13s_arguments() -> None:
+    tc = FluxLitTestClient(make_two_page_app())
+    at = tc.streamlit(target="two_app:app")
+    apptest_select_page(at, tc, target="two_app:app", page="Monthly Reports", page_overrides={"who": "eve"})
+    assert texts(at) == ["monthly for eve; visited home: True"]
+
+
+def test_select_page_drives_a_plain_apptest_of_the_entrypoint_with_the_clients_api() -> None:
+    app = make_two_page_app()
+
+    @app.page("/count", title="Count")
+    def count(st: Any, client: Any) -> None:
+        st.write(f"api says {client.get('/healthz').json()['status']}")
+
+    from streamlit.testing.v1 import AppTest
+
+    tc = FluxLitTestClient(app)
+    at = AppTest.from_file(str(streamlit_main_path()))
+    tc.select_page(at, "Count", target="plain_app:app")
+    assert texts(at) == ["api says ok"]
+    assert os.environ.get("FLUXLIT_APP") != "plain_app:app"  # the run's environment was undone
+    tc.select_page(at, "/reports/monthly", target="plain_app:app", page_overrides={"who": "kim"})
+    assert texts(at) == ["monthly for kim; visited home: False"]
+
+
+def test_select_page_on_a_plain_apptest_without_a_client_uses_the_given_target(tmp_path: Path) -> None:
+    (tmp_path / "plain_file_app.py").write_text(
+        "from fluxlit import FluxLit\n"
+        "app = FluxLit(title='F')\n"
+        "@app.page('/')\n"
+        "def home(st, client):\n    st.write('home')\n"
+        "@app.page('/other', title='Other')\n"
+        "def other(st, client):\n    st.write(f'other, calling {client.base_url}')\n",
+        encoding="utf-8",
+    )
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(streamlit_main_path()))
+    try:
+        select_page(
+            at, "Other", target="plain_file_app:app", extra_sys_path=tmp_path, internal_api_base="http://api.test/v9"
+        )
+        assert texts(at) == ["other, calling http://api.test/v9"]
+    finally:
+        sys.modules.pop("plain_file_app", None)
+    assert str(tmp_path) not in sys.path
+
+
+def test_select_page_options_change_the_later_runs_of_a_streamlit_apptest(tmp_path: Path) -> None:
+    tc = FluxLitTestClient(make_two_page_app())
+    at = tc.streamlit(target="two_app:app")
+    select_page(at, "Monthly Reports", internal_api_base="http://127.0.0.1:1/api", extra_sys_path=tmp_path)
+    assert at.fluxlit_env["FLUXLIT_INTERNAL_API_BASE"] == "http://127.0.0.1:1/api"
+    assert at.fluxlit_sys_paths == [str(tmp_path.resolve())]
+    select_page(at, "/", extra_sys_path=tmp_path)
+    assert at.fluxlit_sys_paths == [str(tmp_path.resolve())]
 
 
 MULTIPAGE = Path(__file__).resolve().parent.parent / "examples" / "multipage" / "app.py"

@@ -156,6 +156,48 @@ def test_health_routes_are_not_in_the_openapi_schema(gateway_test_client_factory
     assert document["paths"] == {}
 
 
+@pytest.mark.parametrize("probe", ["/healthz", "/readyz"])
+def test_the_gateway_and_a_bare_app_api_give_the_same_probe_answers(
+    gateway_test_client_factory: Any, probe: str
+) -> None:
+    from fluxlit.testing import TestClient
+
+    app = FluxLit()
+    through_gateway = gateway_test_client_factory(app).get("/api" + probe)
+    bare = TestClient(app.api).get(probe)
+    assert (through_gateway.status_code, through_gateway.content) == (bare.status_code, bare.content)
+    assert through_gateway.headers["content-type"] == bare.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("probe", ["/healthz", "/readyz"])
+def test_a_user_route_for_a_probe_wins_through_the_gateway_even_when_added_later(
+    gateway_test_client_factory: Any, probe: str
+) -> None:
+    app = FluxLit()
+    client = gateway_test_client_factory(app, root_path="/apps/demo")
+    assert client.get("/apps/demo/api" + probe).json()["status"] in ("ok", "ready")
+
+    @app.api.get(probe)
+    def mine() -> dict[str, str]:
+        return {"mine": probe}
+
+    assert client.get("/apps/demo/api" + probe).json() == {"mine": probe}
+
+
+def test_a_user_readyz_replaces_the_stopping_answer_too() -> None:
+    from fluxlit.testing import TestClient
+
+    app = FluxLit()
+
+    @app.api.get("/readyz")
+    def mine() -> dict[str, str]:
+        return {"mine": "ready"}
+
+    gateway = build_gateway(app, upstream_status=lambda: UpstreamView("ready"))
+    gateway.begin_stopping()
+    assert TestClient(gateway).get("/api/readyz").json() == {"mine": "ready"}
+
+
 @pytest.mark.parametrize("url", ["/api/healthz", "/api/openapi.json", "/somewhere", "/api/missing"])
 def test_every_response_carries_a_new_request_id(gateway_test_client_factory: Any, url: str) -> None:
     client = gateway_test_client_factory(FluxLit())

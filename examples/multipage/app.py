@@ -47,8 +47,11 @@ def notes(st: Any, client: ApiClient, /) -> None:
     with st.form("new-note", clear_on_submit=True):
         text = st.text_input("New note")
         if st.form_submit_button("Add") and text.strip():
-            client.post("/notes", json={"text": text.strip()})
-    listed = client.get("/notes").json()["notes"]
+            # The client returns error statuses as responses (as httpx does): a failed save must show.
+            client.post("/notes", json={"text": text.strip()}).raise_for_status()
+    response = client.get("/notes")
+    response.raise_for_status()
+    listed = response.json()["notes"]
     st.write(f"{len(listed)} note(s) from the API")
     for note in listed:
         st.markdown(f"- {note}")
@@ -71,5 +74,7 @@ def upload(st: Any, client: ApiClient, /) -> None:
     uploaded = st.file_uploader("Pick a file")
     if uploaded is not None:
         data = uploaded.getvalue()
-        measured = client.post("/uploads", files={"file": (uploaded.name, data)}).json()
+        response = client.post("/uploads", files={"file": (uploaded.name, data)})
+        response.raise_for_status()
+        measured = response.json()
         st.write(f"Uploaded {measured['name']}: {measured['size']} bytes")

@@ -26,7 +26,9 @@ def request_id(request: Request) -> dict[str, str | None]:
 @app.page("/", title="Home")
 def home(st: Any, client: Any) -> None:
     st.title("FluxLit Smoke")
-    data = client.get("/smoke").json()
+    response = client.get("/smoke")
+    response.raise_for_status()  # an error status is returned, not raised: show it rather than a KeyError
+    data = response.json()
     st.write(f"API says: {data['marker']}")
     if st.button("Ping"):
         st.write("pong")

@@ -25,6 +25,7 @@ from fluxlit.gateway.internal_access import InternalAccess, internal_access_for
 from fluxlit.gateway.refusals import Refusal, RequestLimits, target_refusal, version_refusal
 from fluxlit.gateway.request_id import REQUEST_ID_HEADER, pick_request_id
 from fluxlit.gateway.upstream_view import UpstreamView, UpstreamViewSource, no_upstream
+from fluxlit.health import HEALTH_PATH, LIVE_BODY, NOT_CONFIGURED_BODY, READY_PATH, user_route_matches
 from fluxlit.observability.access import AccessObserver
 
 NO_UPSTREAM_RETRY_AFTER = b"5"
@@ -73,9 +74,10 @@ class Gateway:
         self.upstream_status = upstream_status
         self.proxy = proxy
         self._api_root = routes.root_path + routes.api_prefix
-        self._health = self._api_root + "/healthz"
-        self._ready = self._api_root + "/readyz"
+        self._health = self._api_root + HEALTH_PATH
+        self._ready = self._api_root + READY_PATH
         self._stopping = False
+        self._probe_owners: dict[str, tuple[int, bool]] = {}
         self._trusted_peers: dict[str | None, bool] = {}
         self._replica_header = (REPLICA_HEADER, routes.replica_id.encode("ascii")) if routes.replica_id else None
         # Response headers the gateway owns: an upstream or app copy is replaced, never duplicated.
@@ -158,19 +160,23 @@ class Gateway:
 
     async def _to_api(self, scope: Scope, receive: Receive, send: Send, path: str, raw_path: bytes) -> None:
         full = self.routes.root_path + path
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            if full == self._health:
-                await send_json(send, 200, {"status": "ok"})
-                return
-            if full == self._ready:
-                await self._readiness(send)
-                return
         # Starlette strips root_path from path itself, so the API sees the full public path and the
         # mount + prefix as root_path: routes whose own path starts with the prefix still match.
         api_scope = dict(scope)
         api_scope["path"] = full
         api_scope["raw_path"] = self.routes.root_path.encode("ascii") + raw_path
         api_scope["root_path"] = self._api_root
+        if (
+            (full == self._health or full == self._ready)
+            and scope["type"] == "http"
+            and scope["method"] in ("GET", "HEAD")
+            and not self._app_routes_probe(full, api_scope)
+        ):
+            if full == self._health:
+                await send_json(send, 200, LIVE_BODY)
+            else:
+                await self._readiness(send)
+            return
         # root_path alone cannot tell the mount from the API prefix; app.urls needs both.
         state = api_scope["state"]
         state["fluxlit_root_path"] = self.routes.root_path
@@ -180,13 +186,26 @@ class Gateway:
             api_scope["client"] = (forwarded_for, 0)
         await self.api(api_scope, receive, send)
 
+    def _app_routes_probe(self, full: str, api_scope: Scope) -> bool:
+        """Whether the app has its own route for this probe, which then wins over ours (fluxlit/health.py).
+
+        Matching every route costs ~1 us a route, so the answer is kept until the app's route count changes:
+        routes added after the gateway was built are still seen."""
+        routes = getattr(self.api, "routes", None)
+        count = len(routes) if isinstance(routes, list) else -1
+        known = self._probe_owners.get(full)
+        if known is None or known[0] != count:
+            known = (count, user_route_matches(self.api, api_scope))
+            self._probe_owners[full] = known
+        return known[1]
+
     async def _readiness(self, send: Send) -> None:
         if self._stopping:
             await send_json(send, 503, {"status": "not_ready", "streamlit": "stopping"}, [(b"retry-after", b"5")])
             return
         status = self.upstream_status()
         if status.state == "not_configured":
-            await send_json(send, 200, {"status": "ready", "streamlit": "not_configured"})
+            await send_json(send, 200, NOT_CONFIGURED_BODY)
         elif status.ready:
             await send_json(send, 200, {"status": "ready", "streamlit": "ok", "generation": status.generation})
         else:

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -30,6 +30,38 @@ def _patched_env(values: Mapping[str, str]) -> Generator[None, None, None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
+
+
+@contextlib.contextmanager
+def fluxlit_run(
+    env: Mapping[str, str],
+    *,
+    modules: Mapping[str, ModuleType] | None = None,
+    sys_paths: list[str] | None = None,
+    transport: tuple[str, httpx.Client] | None = None,
+) -> Generator[None, None, None]:
+    """For one AppTest run: the environment, sys.path entries, in-memory app modules and the in-process API
+    transport, all undone afterwards."""
+    with _patched_env(env), _installed(modules or {}, sys_paths or []):
+        unregister = register_test_transport(*transport) if transport is not None else None
+        try:
+            yield
+        finally:
+            if unregister is not None:
+                unregister()
+
+
+def overrides_env(page_overrides: Mapping[str, Any]) -> dict[str, str]:
+    """FLUXLIT_TEST_PAGE_OVERRIDES for a run: overrides already in the environment (e.g. set with monkeypatch)
+    stay, explicit ones win."""
+    merged = {**load_page_overrides(), **page_overrides}
+    try:
+        return {OVERRIDES_ENV: json.dumps(merged)}
+    except TypeError as exc:
+        raise TypeError(
+            f"page_overrides must be JSON values (they travel in {OVERRIDES_ENV}): {exc}; "
+            "for objects, use Depends(...) and monkeypatch the dependency"
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -74,29 +106,14 @@ class FluxLitAppTest(AppTest):
         self.page_overrides: dict[str, Any] | None = dict(page_overrides) if page_overrides is not None else None
         self.run_count = 0
 
-    def _run_env(self) -> dict[str, str]:
+    def _run(self, widget_state: Any = None, timeout: float | None = None) -> Any:
         env = dict(self.fluxlit_env)
         if self.page_overrides is not None:
-            # Overrides already in the environment (e.g. set with monkeypatch) stay; explicit ones win.
-            merged = {**load_page_overrides(), **self.page_overrides}
-            try:
-                env[OVERRIDES_ENV] = json.dumps(merged)
-            except TypeError as exc:
-                raise TypeError(
-                    f"page_overrides must be JSON values (they travel in {OVERRIDES_ENV}): {exc}; "
-                    "for objects, use Depends(...) and monkeypatch the dependency"
-                ) from exc
-        return env
-
-    def _run(self, widget_state: Any = None, timeout: float | None = None) -> Any:
-        unregister: Callable[[], None] = lambda: None  # noqa: E731
-        with _patched_env(self._run_env()), _installed(self.fluxlit_modules, self.fluxlit_sys_paths):
-            if self.fluxlit_transport is not None:
-                unregister = register_test_transport(*self.fluxlit_transport)
-            try:
-                result = super()._run(widget_state, timeout)
-            finally:
-                unregister()
+            env.update(overrides_env(self.page_overrides))
+        with fluxlit_run(
+            env, modules=self.fluxlit_modules, sys_paths=self.fluxlit_sys_paths, transport=self.fluxlit_transport
+        ):
+            result = super()._run(widget_state, timeout)
         self.run_count += 1
         return result
 

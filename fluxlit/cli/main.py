@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 import click
 
 from fluxlit import __version__
-from fluxlit.cli.options import settings_options
+from fluxlit.cli.options import settings_options, settings_options_of
+from fluxlit.cli.pidfile import held_pidfile, pidfile_path
 from fluxlit.cli.support import fail, fail_unexpectedly, resolve, resolve_with_target
 from fluxlit.cli.workbench import workbench_command
 from fluxlit.errors import FluxLitError, TargetError
@@ -35,7 +36,11 @@ def _exit_on_early_signal(signum: int, frame: FrameType | None) -> None:
 class _LazyGroup(click.Group):
     """Commands kept in their own modules load only when used: `fluxlit serve` must not pay for doctor's imports."""
 
-    lazy = {"dev": "fluxlit.cli.dev:dev", "doctor": "fluxlit.doctor.registry:doctor"}
+    lazy = {
+        "dev": "fluxlit.cli.dev:dev",
+        "doctor": "fluxlit.doctor.registry:doctor",
+        "shutdown": "fluxlit.cli.shutdown:shutdown",
+    }
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -68,6 +73,8 @@ def main() -> None:
 
     \b
     fluxlit serve app:app      serve the API under /api and the Streamlit pages at /
+    fluxlit run app:app        the same, under fluxlit 0.13's name, with a pidfile
+    fluxlit shutdown           stop the run that wrote ./.fluxlit-dev.pid
     fluxlit config app:app     show every effective setting and its source
     """
 
@@ -117,6 +124,25 @@ def serve(**cli_values: Any) -> None:
     Exit codes: 0 clean stop, 2 usage, 3 target import failed, 4 Streamlit failed to start,
     5 crash budget exhausted, 6 port unavailable, 7 Streamlit exited with --on-child-exit=exit.
     """
+    _serve(cli_values, with_pidfile=False)
+
+
+@main.command(epilog=EPILOG)
+@settings_options_of("run")
+def run(**cli_values: Any) -> None:
+    """Serve TARGET exactly as 'fluxlit serve' does, and write a pidfile for 'fluxlit shutdown'.
+
+    'run' is the name fluxlit 0.13 gives this command (its docs, unit files and Kubernetes examples use it):
+    the same server, flags and exit codes as 'fluxlit serve' (see its --help), with the reference's
+    --proxy-headers for --trust-proxy. The pidfile is ./.fluxlit-dev.pid, or --pidfile PATH, mode 0644,
+    removed on exit; a stale one is replaced, and while the process it names runs, 'run' exits 2 instead.
+    Containers, whose process manager stops the server, want --no-pidfile.
+    """
+    _serve(cli_values, with_pidfile=True)
+
+
+def _serve(cli_values: dict[str, Any], *, with_pidfile: bool) -> None:
+    """`serve` and `run`: one implementation, so the two names cannot drift apart."""
     # As PID 1 the kernel ignores SIGTERM without a handler: install one before the slow imports below.
     signal.signal(signal.SIGTERM, _exit_on_early_signal)
     from fluxlit_supervisor import exit_process  # after the handler, like the imports below
@@ -128,7 +154,9 @@ def serve(**cli_values: Any) -> None:
         # Streamlit boots (~0.5 s) while the target, FastAPI and the gateway import: not one after the other.
         with streamlit_started_early(resolve(cli_values)) as early:
             resolved, target = resolve_with_target(cli_values)
-            code = serve_command(resolved, target, early)
+            # Claimed once the app's own settings are known (it may name the pidfile), before the public port is bound.
+            with held_pidfile(pidfile_path(resolved.settings) if with_pidfile else None):
+                code = serve_command(resolved, target, early)
         # Not sys.exit: a `def` route still sleeping in its worker thread would hold the exit until it returns.
         # Runs on every stop (slow tests assert the exit codes), but Python 3.11's tracer loses this frame once
         # anyio.run has returned in it (cpython#106749), so coverage cannot see it there.
@@ -138,13 +166,14 @@ def serve(**cli_values: Any) -> None:
 
 
 @main.command(epilog=EPILOG)
-@settings_options
+@settings_options_of("workbench")
 def workbench(**cli_values: Any) -> None:
     """Serve TARGET behind an IDE's port forwarding (Posit Workbench, VS Code, JupyterHub).
 
     Same as 'fluxlit serve' with --trust-proxy on, so links follow the proxy's X-Forwarded-* headers
     (from peers in --forwarded-allow-ips, loopback by default); prints the local and proxied URLs.
     Use --root-path when the proxy passes its prefix through instead of stripping it.
+    Writes a pidfile for 'fluxlit shutdown', as 'fluxlit run' does.
     """
     signal.signal(signal.SIGTERM, _exit_on_early_signal)
     workbench_command(**cli_values)

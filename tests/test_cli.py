@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import runpy
 import signal
 import sys
@@ -343,3 +344,49 @@ def test_shutdown_is_registered(runner: CliRunner) -> None:
     result = runner.invoke(main, ["--help"])
     assert "shutdown" in result.output
     assert "run" in main.commands
+
+
+# --- `fluxlit config --strict` ---
+
+
+def test_config_warns_of_a_fluxlit_variable_nothing_reads_and_exits_0(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("from fluxlit import FluxLit\n\napp = FluxLit()\n")
+    result = runner.invoke(main, ["config", "--json"], env={"FLUXLIT_GATEWAY_PORTT": "9000"})
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.stdout)["warnings"]
+    assert (entry["level"], entry["code"]) == ("warning", "unknown_env_var")
+    assert "FLUXLIT_GATEWAY_PORTT is set, but FluxLit reads no such variable" in result.stderr
+
+
+def test_config_strict_exits_1_on_an_unknown_fluxlit_variable(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("from fluxlit import FluxLit\n\napp = FluxLit()\n")
+    assert runner.invoke(main, ["config", "--strict"]).exit_code == 0
+    result = runner.invoke(main, ["config", "--strict"], env={"FLUXLIT_STRICT_STARTUP": "1"})
+    assert result.exit_code == 1
+    assert "FLUXLIT_STRICT_STARTUP" in result.stderr
+    assert "pidfile" in result.stdout  # the report is still printed
+
+
+def test_config_strict_exits_1_when_the_app_settings_cannot_be_shown(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["config", "missing_mod_q:app", "--strict", "--json"])
+    assert result.exit_code == 1
+    assert [w["code"] for w in json.loads(result.stdout)["warnings"]] == ["app_settings_not_shown"]
+
+
+def test_config_strict_exits_2_on_an_unknown_project_file_key(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.fluxlit]\ngateway_portt = 9000\n")
+    result = runner.invoke(main, ["config", "--strict"])
+    assert result.exit_code == 2
+    assert "unknown key(s) gateway_portt" in result.output
+
+
+def test_every_fluxlit_variable_the_code_names_is_known_to_config_strict() -> None:
+    from fluxlit.cli.config_warnings import KNOWN_ENV
+
+    root = Path(__file__).resolve().parent.parent
+    named: set[str] = set()
+    for package in (root / "fluxlit", root / "supervisor" / "fluxlit_supervisor", root / "proxy" / "fluxlit_proxy"):
+        for source in package.rglob("*.py"):
+            named |= set(re.findall(r"\bFLUXLIT_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_])", source.read_text()))
+    assert "FLUXLIT_CHILD_LAYOUT" in named  # the scan sees the runtime's variables, not only the settings'
+    assert sorted(named - KNOWN_ENV) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from fluxlit import __version__
+from fluxlit.cli.config_warnings import env_warnings, warning
 from fluxlit.cli.options import settings_options, settings_options_of
 from fluxlit.cli.pidfile import held_pidfile, pidfile_path
 from fluxlit.cli.support import fail, fail_unexpectedly, resolve, resolve_with_target
@@ -85,32 +87,45 @@ def main() -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Print JSON: {settings: [{name, value, source, env, flag, toml_key}]}.",
+    help="Print JSON: {settings: [{name, value, source, env, flag, toml_key}], warnings: [{level, code, message}]}.",
 )
-def config(as_json: bool, **cli_values: Any) -> None:
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 on any warning, such as a FLUXLIT_* variable FluxLit does not read (a typo, or a fluxlit 0.13 "
+    "setting this version lacks). Bad values and unknown project-file keys exit 2 with or without it.",
+)
+def config(as_json: bool, strict: bool, **cli_values: Any) -> None:
     """Show the effective configuration and where each value came from.
 
     TARGET is the app, as for 'fluxlit serve' (default: FLUXLIT_APP, then the project file, then app:app).
     The target is imported so that settings given in its code (FluxLit(settings=...)) show up as "app";
     when it cannot be imported, the other sources are still shown and a warning names the problem.
+    Warnings go to stderr: FLUXLIT_* variables nothing reads, an app that did not import.
     """
+    warnings = env_warnings(os.environ)
     try:
         try:
             resolved, _ = resolve_with_target(cli_values)
         except TargetError as error:
             resolved = resolve(cli_values)
-            click.echo(f"fluxlit: warning: app settings not shown: {error}", err=True)
+            warnings.append(warning("app_settings_not_shown", f"app settings not shown: {error}"))
     except FluxLitError as error:
         fail(error)
     rows = resolved.report()
     if as_json:
-        click.echo(json.dumps({"project_file": resolved.project_file, "settings": rows}, indent=2))
-        return
-    width = max(len(row["name"]) for row in rows)
-    vwidth = max(len(json.dumps(row["value"])) for row in rows)
-    for row in rows:
-        click.echo(f"{row['name']:<{width}}  {json.dumps(row['value']):<{vwidth}}  {row['source']}")
-    click.echo(f"\nproject file: {resolved.project_file or 'none found'}")
+        report = {"project_file": resolved.project_file, "settings": rows, "warnings": warnings}
+        click.echo(json.dumps(report, indent=2))
+    else:
+        width = max(len(row["name"]) for row in rows)
+        vwidth = max(len(json.dumps(row["value"])) for row in rows)
+        for row in rows:
+            click.echo(f"{row['name']:<{width}}  {json.dumps(row['value']):<{vwidth}}  {row['source']}")
+        click.echo(f"\nproject file: {resolved.project_file or 'none found'}")
+    for entry in warnings:
+        click.echo(f"fluxlit: warning: {entry['message']}", err=True)
+    if strict and warnings:
+        sys.exit(1)  # the reference's code for "warnings under --strict"; 2 stays "this cannot run"
 
 
 @main.command(epilog=EPILOG)

@@ -3,7 +3,7 @@
 The format is the reference's (fluxlit 0.13): the decimal PID and a newline, mode 0644, so either version's
 `fluxlit shutdown` reads the other's. A PID alone may name another process later: PIDs are reused, and a
 container's first process is PID 1 on every start. So a recorded PID counts as the owner only while that process
-is alive, is not a zombie, and (where /proc tells) started before the file was written.
+is alive, is not a zombie, and (where /proc tells) did not start after the file was written.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from fluxlit.errors import ConfigError
 
 PIDFILE_MODE = 0o644
 PROC = Path("/proc")
-# /proc gives a start time to the clock tick but boot time to the second: a process that wrote the file may appear
-# to have started up to a second after it. Past this slack, the PID was reused.
-START_SLACK_S = 2.0
+# How much younger than its pidfile a process may look and still be its writer. /proc's boot time is whole seconds,
+# and it moves with a step of the wall clock (an NTP sync after boot), while the file's mtime does not. A PID reused
+# after a reboot names a process younger by far more than that.
+START_SLACK_S = 60.0
 NO_PIDFILE_HINT = "give another --pidfile PATH (FLUXLIT_PIDFILE), or --no-pidfile (FLUXLIT_NO_PIDFILE=1)"
 
 

@@ -124,7 +124,10 @@ def gen_settings() -> str:
 
     out = ["| setting (`fluxlit.toml` key) | flag | env var | default | meaning |", "|---|---|---|---|---|"]
     for spec in SETTING_SPECS:
-        flag = " / ".join(f"`{f}`" for f in spec.flag.split("/")) if spec.flag else "—"
+        flags = [part for decl in (spec.flag, *spec.aliases) if decl for part in decl.split("/")]
+        flag = " / ".join(f"`{f}`" for f in flags) if flags else "—"
+        if spec.commands:
+            flag += f" ({', '.join(spec.commands)})"
         out.append(
             f"| `{spec.toml_key}` | {flag} | `{spec.env}` | {_default(getattr(DEFAULTS, spec.name))} "
             f"| {_cell(spec.help)}{' (secret: redacted)' if spec.secret else ''} |"

@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import runpy
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from fluxlit.cli.main import main
 from fluxlit.config.settings import SETTING_SPECS
+from tests._live import free_port
 
 
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.chdir(tmp_path)
-    for spec in SETTING_SPECS:
-        monkeypatch.delenv(spec.env, raising=False)
+    for name in [n for n in os.environ if n.startswith("FLUXLIT_")]:  # config warns of the ones it does not know
+        monkeypatch.delenv(name)
     return CliRunner()
 
 
@@ -40,13 +47,20 @@ def test_command_help_names_env_vars_for_flags(runner: CliRunner, command: str) 
         assert text in result.output
 
 
-def test_every_setting_with_a_flag_is_an_option_of_serve_with_its_spelling_and_choices() -> None:
-    params = {param.name: param for param in main.commands["serve"].params if isinstance(param, click.Option)}
-    flagged = {spec.name: (spec, spec.flag) for spec in SETTING_SPECS if spec.flag is not None}
+@pytest.mark.parametrize("command", ["serve", "run", "workbench"])
+def test_every_setting_with_a_flag_is_an_option_of_its_commands_with_its_spelling_and_choices(command: str) -> None:
+    params = {param.name: param for param in main.commands[command].params if isinstance(param, click.Option)}
+    flagged = {
+        spec.name: (spec, spec.flag)
+        for spec in SETTING_SPECS
+        if spec.flag is not None and (not spec.commands or command in spec.commands)
+    }
     assert set(params) == set(flagged)
     for spec, flag in flagged.values():
         param = params[spec.name]
-        assert [*param.opts, *param.secondary_opts] == flag.split("/"), spec.name
+        decls = [part.split("/") for part in (flag, *spec.aliases)]
+        assert param.opts == [d[0] for d in decls], spec.name
+        assert param.secondary_opts == [d[1] for d in decls if len(d) > 1], spec.name
         assert spec.env in (param.help or ""), spec.name
         if spec.choices:
             assert isinstance(param.type, click.Choice)
@@ -220,3 +234,159 @@ def test_an_unexpected_error_at_start_up_exits_70_with_one_line_and_the_tracebac
     assert first == "fluxlit: internal error: RuntimeError: state directory vanished (a bug: please report it)"
     assert rest[0] == "Traceback (most recent call last):"
     assert rest[-1] == "RuntimeError: state directory vanished"
+
+
+# --- `fluxlit run`: serve under the reference's name, with the pidfile ---
+
+
+def test_run_is_serve_under_the_references_name_with_the_pidfile_flags() -> None:
+    serve_flags = {p.name for p in main.commands["serve"].params}
+    run_flags = {p.name for p in main.commands["run"].params}
+    assert run_flags - serve_flags == {"pidfile", "no_pidfile"}
+
+
+def test_run_help_says_it_is_serves_reference_name(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["run", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "exactly as 'fluxlit serve' does" in text
+    assert "fluxlit 0.13" in text
+    for flag in ("--proxy-headers / --no-trust-proxy, --no-proxy-headers", "--pidfile PATH", "--no-pidfile"):
+        assert flag in text
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--proxy-headers", True), ("--no-proxy-headers", False)])
+def test_the_references_proxy_headers_flag_sets_trust_proxy(runner: CliRunner, flag: str, value: bool) -> None:
+    result = runner.invoke(main, ["config", flag, "--json"], env={"FLUXLIT_TRUST_PROXY": str(not value)})
+    rows = {row["name"]: row for row in json.loads(result.stdout)["settings"]}
+    assert (rows["trust_proxy"]["value"], rows["trust_proxy"]["source"]) == (value, "cli")
+
+
+class PidfileWatcher:
+    """From a side thread: once `url` answers 200, note what the pidfile says, then SIGTERM this process."""
+
+    def __init__(self, url: str, pidfile: Path) -> None:
+        self.url, self.pidfile = url, pidfile
+        self.seen: str | None = None
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> PidfileWatcher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.thread.join(timeout=40)
+
+    def _watch(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url, timeout=1).status_code == 200:
+                    self.seen = self.pidfile.read_text() if self.pidfile.exists() else ""
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # at the deadline too: never leave the run serving
+
+
+@pytest.mark.usefixtures("restored_process_state")
+def test_run_serves_with_its_pidfile_and_removes_it_on_a_clean_stop(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "run_api.py").write_text("from fastapi import FastAPI\n\napi = FastAPI()\n")
+    port = free_port()
+    args = ["run", "run_api.py:api", "--port", str(port), "--state-file", str(tmp_path / "state.json")]
+    with PidfileWatcher(f"http://127.0.0.1:{port}/api/healthz", tmp_path / ".fluxlit-dev.pid") as watcher:
+        result = runner.invoke(main, [*args, "--log-format", "json"])
+    assert result.exit_code == 0, result.output
+    assert watcher.seen == f"{os.getpid()}\n"
+    assert not (tmp_path / ".fluxlit-dev.pid").exists()
+
+
+@pytest.mark.usefixtures("restored_process_state")
+@pytest.mark.parametrize(("args", "env"), [(["--no-pidfile"], {}), ([], {"FLUXLIT_NO_PIDFILE": "yes"})])
+def test_run_without_a_pidfile_writes_none(
+    runner: CliRunner, tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    (tmp_path / "run_api.py").write_text("from fastapi import FastAPI\n\napi = FastAPI()\n")
+    port = free_port()
+    argv = ["run", "run_api.py:api", "--port", str(port), "--state-file", str(tmp_path / "state.json"), *args]
+    with PidfileWatcher(f"http://127.0.0.1:{port}/api/healthz", tmp_path / ".fluxlit-dev.pid") as watcher:
+        result = runner.invoke(main, [*argv, "--log-format", "json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert watcher.seen == ""
+
+
+def test_run_refuses_to_start_while_the_pidfiles_owner_runs(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "run_api.py").write_text("from fastapi import FastAPI\n\napi = FastAPI()\n")
+    # The parent of this test (pytest's runner, or the shell) is alive and started before the file was written.
+    (tmp_path / "busy.pid").write_text(f"{os.getppid()}\n")
+    port = free_port()
+    result = runner.invoke(main, ["run", "run_api.py:api", "--port", str(port), "--pidfile", "busy.pid"])
+    assert result.exit_code == 2, result.output
+    assert f"belongs to process {os.getppid()}, which is still running" in result.output
+    assert (tmp_path / "busy.pid").read_text() == f"{os.getppid()}\n"
+
+
+def test_a_missing_target_under_run_exits_3_and_leaves_no_pidfile(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(main, ["run", "nosuchmodule_xyz:app"])
+    assert result.exit_code == 3
+    assert not (tmp_path / ".fluxlit-dev.pid").exists()
+
+
+def test_workbench_and_dev_take_the_pidfile_flags(runner: CliRunner) -> None:
+    for command in ("workbench", "dev"):
+        result = runner.invoke(main, [command, "--help"])
+        assert "--pidfile PATH" in result.output, command
+        assert "--no-pidfile" in result.output, command
+
+
+def test_shutdown_is_registered(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--help"])
+    assert "shutdown" in result.output
+    assert "run" in main.commands
+
+
+# --- `fluxlit config --strict` ---
+
+
+def test_config_warns_of_a_fluxlit_variable_nothing_reads_and_exits_0(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("from fluxlit import FluxLit\n\napp = FluxLit()\n")
+    result = runner.invoke(main, ["config", "--json"], env={"FLUXLIT_GATEWAY_PORTT": "9000"})
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.stdout)["warnings"]
+    assert (entry["level"], entry["code"]) == ("warning", "unknown_env_var")
+    assert "FLUXLIT_GATEWAY_PORTT is set, but FluxLit reads no such variable" in result.stderr
+
+
+def test_config_strict_exits_1_on_an_unknown_fluxlit_variable(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("from fluxlit import FluxLit\n\napp = FluxLit()\n")
+    assert runner.invoke(main, ["config", "--strict"]).exit_code == 0
+    result = runner.invoke(main, ["config", "--strict"], env={"FLUXLIT_STRICT_STARTUP": "1"})
+    assert result.exit_code == 1
+    assert "FLUXLIT_STRICT_STARTUP" in result.stderr
+    assert "pidfile" in result.stdout  # the report is still printed
+
+
+def test_config_strict_exits_1_when_the_app_settings_cannot_be_shown(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["config", "missing_mod_q:app", "--strict", "--json"])
+    assert result.exit_code == 1
+    assert [w["code"] for w in json.loads(result.stdout)["warnings"]] == ["app_settings_not_shown"]
+
+
+def test_config_strict_exits_2_on_an_unknown_project_file_key(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.fluxlit]\ngateway_portt = 9000\n")
+    result = runner.invoke(main, ["config", "--strict"])
+    assert result.exit_code == 2
+    assert "unknown key(s) gateway_portt" in result.output
+
+
+def test_every_fluxlit_variable_the_code_names_is_known_to_config_strict() -> None:
+    from fluxlit.cli.config_warnings import KNOWN_ENV
+
+    root = Path(__file__).resolve().parent.parent
+    named: set[str] = set()
+    for package in (root / "fluxlit", root / "supervisor" / "fluxlit_supervisor", root / "proxy" / "fluxlit_proxy"):
+        for source in package.rglob("*.py"):
+            named |= set(re.findall(r"\bFLUXLIT_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_])", source.read_text()))
+    assert "FLUXLIT_CHILD_LAYOUT" in named  # the scan sees the runtime's variables, not only the settings'
+    assert sorted(named - KNOWN_ENV) == []

@@ -122,6 +122,45 @@ def test_dev_runs_serve_with_its_flags_on_one_port_and_watches_the_extra_directo
     assert signal.getsignal(signal.SIGTERM) == runner.request_stop
 
 
+@pytest.mark.usefixtures("restored_process_state")
+def test_the_watcher_owns_the_pidfile_while_it_runs_and_removes_it_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+
+    def record(runner: dev.DevRunner) -> int:
+        seen.append((tmp_path / "dev.pid").read_text())
+        seen.append(" ".join(runner.serve_argv))
+        return 0
+
+    monkeypatch.setattr(dev.DevRunner, "run", record)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["dev", "app:app", "--pidfile", "dev.pid", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert seen[0] == f"{os.getpid()}\n"
+    assert "--pidfile" not in seen[1]  # consumed by dev: the serve it restarts writes none
+    assert not (tmp_path / "dev.pid").exists()
+
+
+@pytest.mark.usefixtures("restored_process_state")
+def test_dev_with_no_pidfile_writes_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stand-in exits with the number of pidfiles there while dev runs.
+    monkeypatch.setattr(dev.DevRunner, "run", lambda runner: os.listdir(tmp_path).count(".fluxlit-dev.pid"))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["dev", "--no-pidfile", "app:app", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+
+
+def test_dev_refuses_to_start_while_the_pidfiles_owner_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dev.DevRunner, "run", lambda runner: pytest.fail("dev started"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLUXLIT_PIDFILE", raising=False)
+    (tmp_path / ".fluxlit-dev.pid").write_text(f"{os.getppid()}\n")  # pytest's parent: alive, and older
+    result = CliRunner().invoke(main, ["dev", "app:app", "--port", "8123"])
+    assert result.exit_code == 2
+    assert f"belongs to process {os.getppid()}" in result.output
+
+
 # --- what is watched, a stubborn child, the port every restart reuses, bad arguments ---
 
 

@@ -169,6 +169,43 @@ def test_strict_turns_warnings_into_exit_1() -> None:
     assert "WARN  graceful_timeout:" in result.output
 
 
+def test_warnings_only_prints_the_failures_but_exits_0(tmp_path: Path) -> None:
+    target = write_app(tmp_path, TEST_APP_PREFIX + "not_an_app", NOT_AN_APP)
+    code, report = run_doctor(target, "--warnings-only", "--strict")
+    assert code == 0
+    assert verdict(report, "target")["status"] == "FAIL"
+    # The reference's JSON: the overall status reads "warn" when --warnings-only let failures through.
+    assert (report["status"], report["warnings_only"], report["target"]) == ("WARN", True, target)
+    result = CliRunner().invoke(doctor, [target, "--warnings-only"], env=CLEAN_ENV)
+    assert result.exit_code == 0
+    assert "FAIL  target:" in result.output
+
+
+def test_without_warnings_only_the_json_says_so_and_a_failure_exits_1(tmp_path: Path) -> None:
+    target = write_app(tmp_path, TEST_APP_PREFIX + "not_an_app_either", NOT_AN_APP)
+    code, report = run_doctor(target)
+    assert (code, report["status"], report["warnings_only"]) == (1, "FAIL", False)
+    assert "verbose" not in report
+
+
+def test_warnings_only_wins_over_strict() -> None:
+    results = [Check("a", Status.WARN, "", "x"), Check("b", Status.FAIL, "", "y")]
+    assert exit_code(results, strict=True) == 1
+    assert exit_code(results, strict=True, warnings_only=True) == 0
+
+
+def test_verbose_adds_the_effective_configuration_to_the_text_and_the_json() -> None:
+    code, report = run_doctor(f"{SMOKE_APP}:app", "-v")
+    assert code == 0
+    assert report["verbose"]["resolved_target"] == f"{SMOKE_APP}:app"
+    result = CliRunner().invoke(doctor, [f"{SMOKE_APP}:app", "--verbose"], env=CLEAN_ENV)
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    header = lines.index("--- Verbose (effective configuration; secrets redacted) ---")
+    assert lines[header - 1] == ""
+    assert 'effective.api_mount_path: "/api"' in lines[header:]
+
+
 def test_url_must_be_http() -> None:
     result = CliRunner().invoke(doctor, ["--url", "127.0.0.1:8000"])
     assert result.exit_code == 2

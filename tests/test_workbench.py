@@ -18,6 +18,7 @@ from tests._live import LiveServer, free_port
 def test_workbench_serves_and_prints_where_to_open_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "ide_api.py").write_text("from fastapi import FastAPI\n\napi = FastAPI()\n")
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
+    monkeypatch.chdir(tmp_path)  # where its pidfile goes
     port = free_port()
     args = ["workbench", f"{tmp_path / 'ide_api.py'}:api", "--port", str(port), "--log-format", "json"]
     with SigtermOnceHealthy(f"http://127.0.0.1:{port}/api/healthz"):
@@ -26,6 +27,20 @@ def test_workbench_serves_and_prints_where_to_open_it(tmp_path: Path, monkeypatc
     assert f"Local:   http://127.0.0.1:{port}/" in result.output
     assert f"Proxied: /user/ada/proxy/{port}/" in result.output
     assert os.environ["FLUXLIT_TRUST_PROXY"] == "1"  # what pages are told: links follow the IDE proxy's headers
+    assert not (tmp_path / ".fluxlit-dev.pid").exists()  # written for 'fluxlit shutdown', removed on the stop
+
+
+def test_workbench_refuses_to_start_while_the_pidfiles_owner_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ide_api.py").write_text("from fastapi import FastAPI\n\napi = FastAPI()\n")
+    (tmp_path / "ide.pid").write_text(f"{os.getppid()}\n")  # pytest's parent: alive, and older than the file
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        main, ["workbench", "ide_api.py:api", "--port", str(free_port()), "--pidfile", "ide.pid"]
+    )
+    assert result.exit_code == 2
+    assert f"belongs to process {os.getppid()}" in result.output
 
 
 @pytest.mark.slow

@@ -23,7 +23,10 @@ import click
 from fluxlit_supervisor import SpawnOptions, pick_free_port, popen_child, stop_process_group_blocking
 
 from fluxlit.cli.main import serve
+from fluxlit.cli.options import setting_option
+from fluxlit.cli.pidfile import held_pidfile, pidfile_path
 from fluxlit.cli.support import fail, resolve
+from fluxlit.config.settings import SPECS_BY_NAME
 from fluxlit.errors import FluxLitError
 from fluxlit.exit_codes import ExitCode
 from fluxlit.targets import parse_target
@@ -187,18 +190,28 @@ def _concrete_port_args(settings: Any) -> list[str]:
     metavar="SECONDS",
     help="How often to check file modification times.",
 )
+# The watcher, not the serve it restarts, owns the pidfile: `fluxlit shutdown` must stop the watching too.
+@setting_option(SPECS_BY_NAME["pidfile"])
+@setting_option(SPECS_BY_NAME["no_pidfile"])
 @click.argument("serve_args", nargs=-1, type=click.UNPROCESSED, metavar="[TARGET] [SERVE OPTIONS]...")
-def dev(watch_dirs: tuple[str, ...], poll_interval: float, serve_args: tuple[str, ...]) -> None:
+def dev(
+    watch_dirs: tuple[str, ...],
+    poll_interval: float,
+    pidfile: str | None,
+    no_pidfile: bool | None,
+    serve_args: tuple[str, ...],
+) -> None:
     """Serve TARGET like 'fluxlit serve' and restart everything when a .py file changes.
 
     Takes every 'fluxlit serve' flag (see 'fluxlit serve --help'). On a change under the current directory
     (or the target's, or a --watch DIR) the API, the gateway and Streamlit restart together on the same port,
     and open browser tabs reconnect by themselves. SIGTERM/SIGINT stop the server; the exit code is its own.
+    Writes a pidfile for 'fluxlit shutdown', as 'fluxlit run' does.
     """
     args = list(serve_args)
     try:
         with serve.make_context("fluxlit dev", list(args)) as ctx:
-            resolved = resolve(ctx.params)
+            resolved = resolve({**ctx.params, "pidfile": pidfile, "no_pidfile": no_pidfile})
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
@@ -211,6 +224,11 @@ def dev(watch_dirs: tuple[str, ...], poll_interval: float, serve_args: tuple[str
         watch_roots(settings.target, Path.cwd(), watch_dirs),
         poll_interval=poll_interval,
     )
-    signal.signal(signal.SIGTERM, runner.request_stop)
-    signal.signal(signal.SIGINT, runner.request_stop)
-    sys.exit(runner.run())
+    try:
+        with held_pidfile(pidfile_path(settings)):
+            signal.signal(signal.SIGTERM, runner.request_stop)
+            signal.signal(signal.SIGINT, runner.request_stop)
+            code = runner.run()
+    except FluxLitError as error:
+        fail(error)
+    sys.exit(code)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from fluxlit.cli.pidfile import held_pidfile, pidfile_path
 from fluxlit.cli.support import fail, resolve_with_target
 from fluxlit.errors import FluxLitError
 
@@ -38,9 +39,11 @@ def workbench_command(**cli_values: Any) -> None:
     try:
         resolved, target = resolve_with_target(cli_values)
         settings = resolved.settings
-        for line in workbench_urls(settings.host, settings.port, os.environ):
-            click.echo(line, err=True)
-        # One line: Python 3.11's tracer loses the lines after anyio.run returns in this frame (cpython#106749).
-        exit_process(int(serve_command(resolved, target)))  # not sys.exit: see `fluxlit serve`
+        with held_pidfile(pidfile_path(settings)):
+            for line in workbench_urls(settings.host, settings.port, os.environ):
+                click.echo(line, err=True)
+            code = serve_command(resolved, target)
+        # Python 3.11's tracer loses the lines after anyio.run returns in this frame (cpython#106749): see `serve`.
+        exit_process(int(code))  # pragma: no cover - measured as missed on 3.11 though it runs; not sys.exit: see serve
     except FluxLitError as error:
         fail(error)

@@ -25,6 +25,14 @@ def parse_str(value: Any, where: str) -> str:
     return value
 
 
+DEFAULT_PIDFILE = ".fluxlit-dev.pid"  # the reference's name, so its scripts and `fluxlit shutdown` find it
+
+
+def parse_pidfile(value: Any, where: str) -> str:
+    # As in the reference, an empty FLUXLIT_PIDFILE means the default file, not "the current directory".
+    return parse_str(value, where).strip() or DEFAULT_PIDFILE
+
+
 def parse_optional_str(value: Any, where: str) -> str | None:
     if value is None:
         return None

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxlit.config.parsers import (
+    DEFAULT_PIDFILE,
     Choice,
     bind_port,
     mount,
@@ -16,6 +17,7 @@ from fluxlit.config.parsers import (
     parse_forwarded_allow_ips,
     parse_metrics_bind,
     parse_optional_str,
+    parse_pidfile,
     parse_port,
     parse_public_base_url,
     parse_replica_id,
@@ -27,6 +29,7 @@ from fluxlit.config.paths import DEFAULT_API_PREFIX
 from fluxlit.errors import ConfigError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+PIDFILE_COMMANDS = ("run", "dev", "workbench")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class SettingSpec:
     # The command line's spelling of the value (`--port PORT`); switches (`--x/--no-x`) and choices have none.
     metavar: str | None = None
     repeatable: bool = False
+    aliases: tuple[str, ...] = ()  # other spellings of the flag, e.g. the reference's (fluxlit 0.13)
+    commands: tuple[str, ...] = ()  # the commands taking the flag when not all do (the pidfile: run, dev, workbench)
 
     @property
     def toml_key(self) -> str:
@@ -340,6 +345,7 @@ class Settings:
         "--trust-proxy/--no-trust-proxy",
         "Let X-Forwarded-Host/Proto/Prefix from trusted peers shape the absolute links app.urls builds.",
         parse_bool,
+        aliases=("--proxy-headers/--no-proxy-headers",),
     )
     public_base_url: str = _setting(
         "",
@@ -374,6 +380,19 @@ class Settings:
         "Where to publish the upstream state (default: a per-run file under $XDG_RUNTIME_DIR or the temp dir).",
         parse_optional_str,
         metavar="FILE",
+    )
+
+    pidfile: str = _setting(
+        DEFAULT_PIDFILE,
+        "FLUXLIT_PIDFILE",
+        "--pidfile",
+        "Where 'fluxlit run', 'dev' and 'workbench' (not serve) write their process id for 'fluxlit shutdown'.",
+        parse_pidfile,
+        metavar="PATH",
+        commands=PIDFILE_COMMANDS,
+    )
+    no_pidfile: bool = _setting(
+        False, "FLUXLIT_NO_PIDFILE", "--no-pidfile", "Write no pidfile.", parse_bool, commands=PIDFILE_COMMANDS
     )
 
     def __post_init__(self) -> None:

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,6 +36,7 @@ from fluxlit.doctor.live_checks import (
 )
 from fluxlit.doctor.model import Check, CheckFunction, DoctorContext, Status, check_name, failed
 from fluxlit.doctor.upstream_checks import check_upstream_keep_alive
+from fluxlit.doctor.verbose import render_verbose_text, verbose_snapshot
 
 # Order matters only for reading: environment first, then the app and its auth, then the running instance.
 OFFLINE_CHECKS: tuple[CheckFunction, ...] = (
@@ -96,9 +98,11 @@ def overall(results: Sequence[Check]) -> Status:
     return Status.PASS
 
 
-def exit_code(results: Sequence[Check], *, strict: bool) -> int:
+def exit_code(results: Sequence[Check], *, strict: bool, warnings_only: bool = False) -> int:
+    """1 on a FAIL (or, with `strict`, a WARN); `warnings_only` reports them all and exits 0."""
     verdict = overall(results)
-    return 1 if verdict is Status.FAIL or (strict and verdict is Status.WARN) else 0
+    failing = verdict is Status.FAIL or (strict and verdict is Status.WARN)
+    return 0 if warnings_only else int(failing)
 
 
 def render_text(results: Sequence[Check]) -> str:
@@ -111,14 +115,41 @@ def render_text(results: Sequence[Check]) -> str:
     return "\n".join(lines)
 
 
-def render_json(results: Sequence[Check]) -> str:
-    return json.dumps({"status": overall(results).value, "checks": [c.as_dict() for c in results]}, indent=2)
+def render_json(
+    results: Sequence[Check], *, target: str = "", warnings_only: bool = False, verbose: dict[str, Any] | None = None
+) -> str:
+    """The reference's keys: status (a FAIL reads WARN under --warnings-only, as there), target, checks, verbose."""
+    status = overall(results)
+    if warnings_only and status is Status.FAIL:
+        status = Status.WARN
+    report: dict[str, Any] = {
+        "status": status.value,
+        "target": target,
+        "warnings_only": warnings_only,
+        "checks": [c.as_dict() for c in results],
+    }
+    if verbose is not None:
+        report["verbose"] = verbose
+    return json.dumps(report, indent=2)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("target", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {status, checks: [{name, status, detail, fix}]}.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on failures.")
+@click.option(
+    "--warnings-only",
+    is_flag=True,
+    help="Always exit 0, still printing every FAIL and WARN (a report that must not stop a script); "
+    "wins over --strict.",
+)
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="After the checks, print the effective configuration they judged, secrets redacted (with --json: its "
+    "'verbose' key).",
+)
 @click.option(
     "--url",
     default=None,
@@ -134,13 +165,21 @@ def render_json(results: Sequence[Check]) -> str:
     help="With --url: the idle timeout of the load balancer in front (ALB: 60); warn unless the ping interval "
     "is below it, and wait (up to the interval) for a ping through it.",
 )
-def doctor(target: str | None, as_json: bool, strict: bool, url: str | None, lb_idle_timeout: float | None) -> None:
+def doctor(
+    target: str | None,
+    as_json: bool,
+    strict: bool,
+    warnings_only: bool,
+    verbose: bool,
+    url: str | None,
+    lb_idle_timeout: float | None,
+) -> None:
     """Check the environment, the configuration and the app TARGET, and say how to fix what is wrong.
 
     TARGET is the app as for 'fluxlit serve' (default: FLUXLIT_APP, then the project file, then app:app).
     Settings come from FLUXLIT_* env vars and fluxlit.toml, as for 'fluxlit serve'.
     Each line reads 'STATUS  name: detail (fix: ...)'. Exit code: 0 when nothing failed, 1 otherwise
-    (with --strict also on warnings).
+    (with --strict also on warnings; never with --warnings-only).
     """
     if url is not None and not url.startswith(("http://", "https://")):
         raise click.BadParameter(f"{url!r} must start with http:// or https://", param_hint="--url")
@@ -148,8 +187,14 @@ def doctor(target: str | None, as_json: bool, strict: bool, url: str | None, lb_
         raise click.BadParameter("checks a running instance: give its --url too", param_hint="--lb-idle-timeout")
     ctx = DoctorContext(target_arg=target, url=url, cwd=Path.cwd(), lb_idle_timeout=lb_idle_timeout)
     results = run_checks(ctx, OFFLINE_CHECKS + (LIVE_CHECKS if url else ()))
-    click.echo(render_json(results) if as_json else render_text(results))
-    sys.exit(exit_code(results, strict=strict))
+    snapshot = verbose_snapshot(ctx) if verbose else None
+    if as_json:
+        click.echo(render_json(results, target=ctx.target_spec, warnings_only=warnings_only, verbose=snapshot))
+    else:
+        click.echo(render_text(results))
+        if snapshot is not None:
+            click.echo("\n" + render_verbose_text(snapshot))
+    sys.exit(exit_code(results, strict=strict, warnings_only=warnings_only))
 
 
 __all__ = ["LIVE_CHECKS", "OFFLINE_CHECKS", "Check", "Status", "describe_checks", "doctor", "run_checks"]

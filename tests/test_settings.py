@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from fluxlit.config.parsers import parse_str
-from fluxlit.config.settings import SETTING_SPECS, Settings, _setting
+from fluxlit.config.setting_spec import setting_field
+from fluxlit.config.settings import SETTING_SPECS, Settings
 from fluxlit.config.sources import load_settings
 from fluxlit.errors import ConfigError
 
@@ -267,7 +268,7 @@ def test_metrics_access_comes_from_flags_env_and_file(tmp_path: Path) -> None:
 
 def test_a_mutable_setting_default_is_refused() -> None:
     with pytest.raises(TypeError, match="settings defaults must be immutable"):
-        _setting([], "FLUXLIT_EXAMPLE", None, "an example", parse_str)
+        setting_field([], "FLUXLIT_EXAMPLE", None, "an example", parse_str)
 
 
 def test_an_unreadable_project_file_is_a_config_error(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
-from fluxlit.config.settings import SETTING_SPECS, Settings, SettingSpec
+from fluxlit.config.setting_spec import SettingSpec
+from fluxlit.config.settings import SETTING_SPECS, Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fluxlit.config.parsers import (
     DEFAULT_PIDFILE,
     Choice,
-    bind_port,
     mount,
     parse_binds,
     parse_bool,
@@ -26,57 +24,28 @@ from fluxlit.config.parsers import (
     positive,
 )
 from fluxlit.config.paths import DEFAULT_API_PREFIX
-from fluxlit.errors import ConfigError
+from fluxlit.config.setting_checks import check_combination
+from fluxlit.config.setting_spec import SettingSpec, setting_field
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 PIDFILE_COMMANDS = ("run", "dev", "workbench")
 
 
 @dataclass(frozen=True)
-class SettingSpec:
-    """How one setting is spelled in each source and how its text is parsed."""
-
-    name: str
-    env: str
-    flag: str | None
-    help: str
-    parse: Callable[[Any, str], Any]
-    secret: bool = False
-    # The command line's spelling of the value (`--port PORT`); switches (`--x/--no-x`) and choices have none.
-    metavar: str | None = None
-    repeatable: bool = False
-    aliases: tuple[str, ...] = ()  # other spellings of the flag, e.g. the reference's (fluxlit 0.13)
-    commands: tuple[str, ...] = ()  # the commands taking the flag when not all do (the pidfile: run, dev, workbench)
-
-    @property
-    def toml_key(self) -> str:
-        return self.name
-
-    @property
-    def choices(self) -> tuple[str, ...]:
-        return self.parse.choices if isinstance(self.parse, Choice) else ()
-
-
-def _setting(default: Any, env: str, flag: str | None, help: str, parse: Callable[[Any, str], Any], **kw: Any) -> Any:
-    meta = {"env": env, "flag": flag, "help": help, "parse": parse, **kw}
-    if isinstance(default, list | dict):
-        raise TypeError("settings defaults must be immutable")
-    return field(default=default, metadata=meta)
-
-
-@dataclass(frozen=True)
 class Settings:
     """Effective configuration of one run, built once (CLI > env > fluxlit.toml > app > defaults)."""
 
-    target: str = _setting(
+    target: str = setting_field(
         "app:app",
         "FLUXLIT_APP",
         None,
         "The app to serve: 'module:attr', 'module:factory()' or 'path/app.py:attr'.",
         parse_str,
     )
-    title: str = _setting("FluxLit", "FLUXLIT_TITLE", None, "Title for the API docs and the browser tab.", parse_str)
-    host: str = _setting(
+    title: str = setting_field(
+        "FluxLit", "FLUXLIT_TITLE", None, "Title for the API docs and the browser tab.", parse_str
+    )
+    host: str = setting_field(
         "127.0.0.1",
         "FLUXLIT_GATEWAY_HOST",
         "--host",
@@ -84,10 +53,10 @@ class Settings:
         parse_str,
         metavar="HOST",
     )
-    port: int = _setting(
+    port: int = setting_field(
         8000, "FLUXLIT_GATEWAY_PORT", "--port", "Public port (0 picks a free one).", parse_port, metavar="PORT"
     )
-    binds: tuple[str, ...] = _setting(
+    binds: tuple[str, ...] = setting_field(
         (),
         "FLUXLIT_BIND",
         "--bind",
@@ -96,7 +65,7 @@ class Settings:
         metavar="ADDR",
         repeatable=True,
     )
-    workers: int = _setting(
+    workers: int = setting_field(
         1,
         "FLUXLIT_WORKERS",
         "--workers",
@@ -105,7 +74,7 @@ class Settings:
         parse_workers,
         metavar="N",
     )
-    api_mount_path: str = _setting(
+    api_mount_path: str = setting_field(
         DEFAULT_API_PREFIX,
         "FLUXLIT_API_MOUNT_PATH",
         "--api-prefix",
@@ -113,7 +82,7 @@ class Settings:
         mount(allow_empty=False),
         metavar="PATH",
     )
-    root_path: str = _setting(
+    root_path: str = setting_field(
         "",
         "FLUXLIT_ROOT_PATH",
         "--root-path",
@@ -121,49 +90,49 @@ class Settings:
         mount(allow_empty=True),
         metavar="PATH",
     )
-    log_level: str = _setting(
+    log_level: str = setting_field(
         "info",
         "FLUXLIT_LOG_LEVEL",
         "--log-level",
         "Log level: " + ", ".join(LOG_LEVELS) + ".",
         Choice(LOG_LEVELS),
     )
-    log_format: str = _setting(
+    log_format: str = setting_field(
         "auto",
         "FLUXLIT_LOG_FORMAT",
         "--log-format",
         "Log format: json, console, or auto (console on a TTY, else JSON).",
         Choice(("auto", "json", "console")),
     )
-    metrics: bool = _setting(
+    metrics: bool = setting_field(
         True,
         "FLUXLIT_ENABLE_GATEWAY_PROMETHEUS_METRICS",
         "--metrics/--no-metrics",
         "Serve Prometheus metrics.",
         parse_bool,
     )
-    metrics_path: str = _setting(
+    metrics_path: str = setting_field(
         "/__fluxlit/metrics",
         "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_PATH",
         None,
         "Path of the metrics endpoint (below the mount).",
         mount(allow_empty=False),
     )
-    upstream_connect_timeout_s: float = _setting(
+    upstream_connect_timeout_s: float = setting_field(
         5.0,
         "FLUXLIT_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S",
         None,
         "Seconds to connect to Streamlit before answering 502.",
         positive(float, allow_zero=False),
     )
-    upstream_read_timeout_s: float = _setting(
+    upstream_read_timeout_s: float = setting_field(
         300.0,
         "FLUXLIT_GATEWAY_UPSTREAM_READ_TIMEOUT_S",
         None,
         "Seconds to wait for Streamlit's response before answering 504.",
         positive(float, allow_zero=False),
     )
-    upstream_pool_idle_timeout_s: float = _setting(
+    upstream_pool_idle_timeout_s: float = setting_field(
         4.0,
         "FLUXLIT_GATEWAY_UPSTREAM_POOL_IDLE_TIMEOUT_S",
         None,
@@ -172,7 +141,7 @@ class Settings:
         "just as a request goes out on it ('fluxlit doctor' checks).",
         positive(float, allow_zero=False, example="4"),
     )
-    body_read_timeout_s: float = _setting(
+    body_read_timeout_s: float = setting_field(
         60.0,
         "FLUXLIT_GATEWAY_BODY_READ_TIMEOUT_S",
         None,
@@ -180,7 +149,7 @@ class Settings:
         "longer gets 408 and the connection is closed. WebSockets and responses are not timed.",
         positive(float, allow_zero=False, example="60"),
     )
-    max_proxy_request_body_bytes: int = _setting(
+    max_proxy_request_body_bytes: int = setting_field(
         0,
         "FLUXLIT_GATEWAY_MAX_PROXY_REQUEST_BODY_BYTES",
         None,
@@ -188,7 +157,7 @@ class Settings:
         positive(int, allow_zero=True),
     )
     # WebSockets (issues 22 and 15): keepalive pings on the browser leg, and what reassembly may hold in memory.
-    ws_ping_interval_s: float = _setting(
+    ws_ping_interval_s: float = setting_field(
         20.0,
         "FLUXLIT_WS_PING_INTERVAL_S",
         "--ws-ping-interval",
@@ -198,7 +167,7 @@ class Settings:
         positive(float, allow_zero=True, example="20"),
         metavar="SECONDS",
     )
-    ws_ping_timeout_s: float = _setting(
+    ws_ping_timeout_s: float = setting_field(
         20.0,
         "FLUXLIT_WS_PING_TIMEOUT_S",
         "--ws-ping-timeout",
@@ -207,7 +176,7 @@ class Settings:
         positive(float, allow_zero=False, example="20"),
         metavar="SECONDS",
     )
-    max_ws_client_message_bytes: int = _setting(
+    max_ws_client_message_bytes: int = setting_field(
         4 * 1024 * 1024,
         "FLUXLIT_MAX_WS_CLIENT_MESSAGE_BYTES",
         None,
@@ -216,7 +185,7 @@ class Settings:
         "server.maxMessageSize (200 MB).",
         positive(int, allow_zero=False, example="4194304"),
     )
-    ws_reassembly_budget_bytes: int = _setting(
+    ws_reassembly_budget_bytes: int = setting_field(
         0,
         "FLUXLIT_WS_REASSEMBLY_BUDGET_BYTES",
         None,
@@ -226,28 +195,28 @@ class Settings:
         positive(int, allow_zero=True),
     )
     # --- gateway hardening (issue 15): request limits, body pace, metrics access ---
-    max_url_bytes: int = _setting(
+    max_url_bytes: int = setting_field(
         8192,
         "FLUXLIT_GATEWAY_MAX_URL_BYTES",
         None,
         "Longest request target (path and query) served; longer gets 414.",
         positive(int, allow_zero=False, example="8192"),
     )
-    max_header_bytes: int = _setting(
+    max_header_bytes: int = setting_field(
         65536,
         "FLUXLIT_GATEWAY_MAX_HEADER_BYTES",
         None,
         "Largest request header block (all fields, as on the wire) served, however it arrives; larger gets 431.",
         positive(int, allow_zero=False, example="65536"),
     )
-    allow_encoded_slashes: bool = _setting(
+    allow_encoded_slashes: bool = setting_field(
         False,
         "FLUXLIT_GATEWAY_ALLOW_ENCODED_SLASHES",
         None,
         "Serve paths holding %2F, %5C or a backslash (else 400); they then stay inside their path segment.",
         parse_bool,
     )
-    body_min_rate_bytes_s: int = _setting(
+    body_min_rate_bytes_s: int = setting_field(
         1024,
         "FLUXLIT_GATEWAY_BODY_MIN_RATE_BYTES_S",
         None,
@@ -255,14 +224,14 @@ class Settings:
         "than FLUXLIT_GATEWAY_BODY_MIN_RATE_WINDOW_S gets 408 and the connection is closed.",
         positive(int, allow_zero=True, example="1024"),
     )
-    body_min_rate_window_s: float = _setting(
+    body_min_rate_window_s: float = setting_field(
         10.0,
         "FLUXLIT_GATEWAY_BODY_MIN_RATE_WINDOW_S",
         None,
         "Seconds a request body may fall behind its minimum rate (its lag allowance; it also bounds a stall).",
         positive(float, allow_zero=False, example="10"),
     )
-    metrics_allow: str = _setting(
+    metrics_allow: str = setting_field(
         "",
         "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_ALLOW",
         "--metrics-allow",
@@ -271,7 +240,7 @@ class Settings:
         parse_forwarded_allow_ips,
         metavar="IPS",
     )
-    metrics_bind: str = _setting(
+    metrics_bind: str = setting_field(
         "",
         "FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND",
         "--metrics-bind",
@@ -280,49 +249,49 @@ class Settings:
         parse_metrics_bind,
         metavar="HOST:PORT",
     )
-    on_child_exit: str = _setting(
+    on_child_exit: str = setting_field(
         "restart",
         "FLUXLIT_ON_CHILD_EXIT",
         "--on-child-exit",
         "When Streamlit dies: restart it (with backoff) or exit.",
         Choice(("restart", "exit")),
     )
-    restart_backoff_initial_s: float = _setting(
+    restart_backoff_initial_s: float = setting_field(
         0.5,
         "FLUXLIT_RESTART_BACKOFF_INITIAL_S",
         None,
         "First restart delay; doubles per failure.",
         positive(float, allow_zero=True),
     )
-    restart_backoff_max_s: float = _setting(
+    restart_backoff_max_s: float = setting_field(
         30.0,
         "FLUXLIT_RESTART_BACKOFF_MAX_S",
         None,
         "Longest restart delay.",
         positive(float, allow_zero=True),
     )
-    restart_max_failures: int = _setting(
+    restart_max_failures: int = setting_field(
         5,
         "FLUXLIT_RESTART_MAX_FAILURES",
         None,
         "Crash budget: this many failures inside the window exits with code 5.",
         positive(int, allow_zero=False),
     )
-    restart_failure_window_s: float = _setting(
+    restart_failure_window_s: float = setting_field(
         60.0,
         "FLUXLIT_RESTART_FAILURE_WINDOW_S",
         None,
         "Crash budget window in seconds.",
         positive(float, allow_zero=False),
     )
-    child_start_timeout_s: float = _setting(
+    child_start_timeout_s: float = setting_field(
         60.0,
         "FLUXLIT_CHILD_START_TIMEOUT_S",
         None,
         "Seconds Streamlit may take to become healthy.",
         positive(float, allow_zero=False),
     )
-    graceful_timeout_s: float = _setting(
+    graceful_timeout_s: float = setting_field(
         10.0,
         "FLUXLIT_GRACEFUL_TIMEOUT_S",
         "--graceful-timeout",
@@ -330,7 +299,7 @@ class Settings:
         positive(float, allow_zero=True),
         metavar="SECONDS",
     )
-    forwarded_allow_ips: str = _setting(
+    forwarded_allow_ips: str = setting_field(
         "127.0.0.1,::1",
         "FLUXLIT_FORWARDED_ALLOW_IPS",
         "--forwarded-allow-ips",
@@ -339,7 +308,7 @@ class Settings:
         parse_forwarded_allow_ips,
         metavar="IPS",
     )
-    trust_proxy: bool = _setting(
+    trust_proxy: bool = setting_field(
         False,
         "FLUXLIT_TRUST_PROXY",
         "--trust-proxy/--no-trust-proxy",
@@ -347,14 +316,14 @@ class Settings:
         parse_bool,
         aliases=("--proxy-headers/--no-proxy-headers",),
     )
-    public_base_url: str = _setting(
+    public_base_url: str = setting_field(
         "",
         "FLUXLIT_PUBLIC_BASE_URL",
         None,
         "The public URL users reach (e.g. https://example.com/apps/demo); absolute links use it verbatim.",
         parse_public_base_url,
     )
-    replica_id: str = _setting(
+    replica_id: str = setting_field(
         "",
         "FLUXLIT_REPLICA_ID",
         "--replica-id",
@@ -362,7 +331,7 @@ class Settings:
         parse_replica_id,
         metavar="NAME",
     )
-    certfile: str | None = _setting(
+    certfile: str | None = setting_field(
         None,
         "FLUXLIT_CERTFILE",
         "--certfile",
@@ -370,10 +339,10 @@ class Settings:
         parse_optional_str,
         metavar="FILE",
     )
-    keyfile: str | None = _setting(
+    keyfile: str | None = setting_field(
         None, "FLUXLIT_KEYFILE", "--keyfile", "TLS private key (PEM).", parse_optional_str, metavar="FILE"
     )
-    state_file: str | None = _setting(
+    state_file: str | None = setting_field(
         None,
         "FLUXLIT_STREAMLIT_UPSTREAM_FILE",
         "--state-file",
@@ -382,7 +351,7 @@ class Settings:
         metavar="FILE",
     )
 
-    pidfile: str = _setting(
+    pidfile: str = setting_field(
         DEFAULT_PIDFILE,
         "FLUXLIT_PIDFILE",
         "--pidfile",
@@ -391,7 +360,7 @@ class Settings:
         metavar="PATH",
         commands=PIDFILE_COMMANDS,
     )
-    no_pidfile: bool = _setting(
+    no_pidfile: bool = setting_field(
         False, "FLUXLIT_NO_PIDFILE", "--no-pidfile", "Write no pidfile.", parse_bool, commands=PIDFILE_COMMANDS
     )
 
@@ -400,7 +369,7 @@ class Settings:
         for f in dataclasses.fields(self):
             meta = f.metadata
             object.__setattr__(self, f.name, meta["parse"](getattr(self, f.name), meta["env"]))
-        _check_combination(self)
+        check_combination(self)
 
     def redacted(self) -> dict[str, Any]:
         """Every value, with secrets masked, ready for JSON."""
@@ -411,36 +380,6 @@ class Settings:
                 "[REDACTED]" if spec.secret and value else (list(value) if isinstance(value, tuple) else value)
             )
         return out
-
-
-def _check_combination(s: Settings) -> None:
-    if s.root_path and s.root_path == s.api_mount_path:
-        raise ConfigError(f"FLUXLIT_ROOT_PATH={s.root_path!r} equals the API prefix: choose a different mount")
-    if s.metrics_path == s.api_mount_path or s.metrics_path.startswith(s.api_mount_path + "/"):
-        raise ConfigError(
-            f"FLUXLIT_GATEWAY_PROMETHEUS_METRICS_PATH={s.metrics_path!r} lies under the API prefix "
-            f"{s.api_mount_path!r}: choose a path outside it, e.g. '/__fluxlit/metrics'"
-        )
-    if s.metrics_bind:
-        _check_metrics_bind(s)
-    if bool(s.certfile) != bool(s.keyfile):
-        raise ConfigError(
-            "TLS needs both --certfile and --keyfile (FLUXLIT_CERTFILE / FLUXLIT_KEYFILE): one is missing"
-        )
-    if s.restart_backoff_initial_s > s.restart_backoff_max_s:
-        raise ConfigError(
-            f"FLUXLIT_RESTART_BACKOFF_INITIAL_S={s.restart_backoff_initial_s} is larger than "
-            f"FLUXLIT_RESTART_BACKOFF_MAX_S={s.restart_backoff_max_s}: lower the first or raise the second"
-        )
-
-
-def _check_metrics_bind(s: Settings) -> None:
-    where = f"FLUXLIT_GATEWAY_PROMETHEUS_METRICS_BIND={s.metrics_bind!r}"
-    if not s.metrics:
-        raise ConfigError(f"{where} is set but metrics are off (--no-metrics): drop one of them")
-    public = [bind_port(b) for b in s.binds if not b.startswith("unix:")] if s.binds else [s.port]
-    if bind_port(s.metrics_bind) in public:
-        raise ConfigError(f"{where} uses the public port {bind_port(s.metrics_bind)}: choose another, e.g. 9100")
 
 
 SETTING_SPECS: tuple[SettingSpec, ...] = tuple(

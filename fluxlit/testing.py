@@ -186,6 +186,7 @@ class FluxLitTestClient:
                 query_params={page_key: page},
                 page_overrides=page_overrides,
             )
+        # AppTest brings Streamlit (~1.5 s, python -X importtime): only the tests that use it pay.
         from fluxlit.streamlit.apptest import FluxLitAppTest
 
         if isinstance(at, FluxLitAppTest) or target is None:
@@ -258,6 +259,7 @@ def select_page(
     for fluxlit 0.13's signature, as that AppTest already knows its app. Any other AppTest runs this once
     with ``FLUXLIT_APP=target`` (when given), ``FLUXLIT_TESTS=1`` and the options given.
     """
+    # AppTest brings Streamlit (~1.5 s, python -X importtime): only the tests that use it pay.
     from fluxlit.streamlit.apptest import FluxLitAppTest
 
     if not isinstance(at, FluxLitAppTest):
@@ -297,6 +299,7 @@ def _select_in_plain_apptest(
     page_overrides: Mapping[str, Any] | None,
 ) -> Any:
     """One run of an AppTest FluxLit did not make, switched to ``page``, with FluxLit's test environment."""
+    # AppTest brings Streamlit (~1.5 s, python -X importtime): only the tests that use it pay.
     from fluxlit.streamlit.apptest import fluxlit_run, overrides_env
 
     if page_overrides is not None:

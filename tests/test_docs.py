@@ -215,3 +215,69 @@ def test_every_docs_section_the_source_points_to_exists() -> None:
         if not re.search(rf"^#+ {re.escape(heading)}$", (ROOT / doc).read_text(encoding="utf-8"), re.M)
     ]
     assert not dangling, f"source comments point to headings that do not exist: {dangling}"
+
+
+INVENTORY = DOCS / "reference" / "fluxlit-0.13-inventory.md"
+_SPAN = re.compile(r"`([^`\n]+)`")
+_ENV = re.compile(r"\bFLUXLIT_[A-Z0-9_]*[A-Z0-9]")
+# `FLUXLIT_GATEWAY_HOST` / `_PORT`: a fragment shares the family (first two words) of the last full name before it.
+_ENV_FRAGMENT = re.compile(r"(?:^|[\s/])_([A-Z0-9][A-Z0-9_]*[A-Z0-9])\b")
+# Streamlit's own `--server.port` style options are not ours to map.
+_FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*|-[a-z])(?![\w.-])")
+_IDENT = re.compile(r"[A-Za-z_]\w*(?:\.\w+)*")
+_STATUSES = ("same", "different", "not provided")
+
+
+def inventory_names(text: str) -> dict[str, dict[str, str]]:
+    """The names the inventory's feature tables and limitations (sections 1 and 2) put in backticks, by kind, each
+    with the regex a page mentioning it matches: env vars, flags, verbs and identifiers (a signature's leading name,
+    or each item of a comma list)."""
+    body = text[text.index("## 1.") : text.index("## 3.")]
+    names: dict[str, dict[str, str]] = {"env var": {}, "flag": {}, "verb": {}, "identifier": {}}
+    for line in body.splitlines():
+        if line.startswith("| CLI | `"):  # the CLI table's command column: `dev [target]`, `pages manifest`, ...
+            for verb in re.findall(r"`([a-z]+)[^`]*`", line.split(" | ")[1]):
+                names["verb"][f"fluxlit {verb}"] = rf"fluxlit {verb}\b"
+        anchor = None
+        for span in _SPAN.findall(line):
+            for env in _ENV.findall(span):
+                names["env var"][env] = rf"(?<![A-Z0-9_]){env}(?![A-Z0-9_])"
+                anchor = env
+            for fragment in _ENV_FRAGMENT.findall(span):
+                if anchor is not None:
+                    family = "_".join(anchor.split("_")[:2])
+                    pattern = rf"(?<![A-Z0-9_]){family}_(?:[A-Z0-9]+_)*{fragment}(?![A-Z0-9_])"
+                    names["env var"][f"{family}_..._{fragment}"] = pattern
+            for flag in _FLAG.findall(span):
+                names["flag"][flag] = rf"(?<![\w-]){flag}(?![\w-])"
+            for part in [span] if "(" in span else re.split(r"[,{}\[\]]", span):
+                part = part.strip().lstrip(".")
+                match = _IDENT.match(part)
+                whole = match is not None and (match.end() == len(part) or part[match.end()] == "(")
+                if match is not None and whole and not match.group(0).startswith(("FLUXLIT_", "_")):
+                    names["identifier"][match.group(0)] = rf"(?<!\w){re.escape(match.group(0))}(?!\w)"
+    return names
+
+
+def test_the_migration_page_marks_every_name_of_the_0_13_inventory_and_its_tally_matches_the_rows() -> None:
+    page = (DOCS / "migration.md").read_text(encoding="utf-8")
+    names = inventory_names(INVENTORY.read_text(encoding="utf-8"))
+    # A parser that finds little checks little: the 0.13 inventory has about 60 env vars, 30 flags, 9 verbs, 300 names.
+    assert [len(names[kind]) for kind in ("env var", "flag", "verb", "identifier")] >= [60, 25, 9, 250]
+    absent = {
+        kind: sorted(n for n, pattern in found.items() if not re.search(pattern, page)) for kind, found in names.items()
+    }
+    assert not any(absent.values()), (
+        "docs/migration.md does not mention these names of docs/reference/fluxlit-0.13-inventory.md "
+        f"(add each to the row of its area, marked same / different / not provided): {absent}"
+    )
+    rows = [
+        line.split(" | ") for line in page.splitlines() if line.startswith("| ") and not line.startswith("| 0.13 |")
+    ]
+    statuses = [cells[1].strip() for cells in rows]
+    marks = {f"**{status}**" for status in _STATUSES}
+    unmarked = [" | ".join(cells)[:80] for cells, status in zip(rows, statuses, strict=True) if status not in marks]
+    assert not unmarked, f"docs/migration.md rows without **same**, **different** or **not provided**: {unmarked}"
+    counts = [statuses.count(f"**{status}**") for status in _STATUSES]
+    expected = f"Tally: {counts[0]} same / {counts[1]} different / {counts[2]} not provided ({len(rows)} rows)"
+    assert expected in page, f"docs/migration.md: the tally line should read {expected!r}"

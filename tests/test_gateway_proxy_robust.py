@@ -1,20 +1,89 @@
-"""How `fluxlit serve` sets up browser WebSockets: the ping watchdog, the per-message caps both ways, and one
-reassembly budget shared by hypercorn and the proxy, sized from memory unless set."""
+"""The proxy to Streamlit when something goes wrong or a limit is reached, through the gateway as `fluxlit serve`
+composes it, with a real upstream on loopback: upstream timeouts, Streamlit restarting, body limits; and the
+WebSocket edges: refusals before any upstream, and the limits `fluxlit serve` sets (pings, per-message caps both
+ways, one reassembly budget shared by hypercorn and the proxy, sized from memory unless set).
+
+Where we differ from the seed's "upstream connect / read timeout -> 502": a connect failure or connect timeout is
+502, but an upstream that accepted the request and is slow to answer gets **504** (`upstream did not respond in
+time`, after FLUXLIT_GATEWAY_UPSTREAM_READ_TIMEOUT_S), and a Streamlit that is down or restarting gets **503** with
+`Retry-After` at once: the supervisor knows, so no request waits for a connect timeout. The proxy's rules for every
+other misbehaving upstream are in tests/proxy/test_http_failures.py and tests/proxy/test_websocket.py.
+"""
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fluxlit_proxy import ReverseProxy, Upstream
+from starlette.websockets import WebSocketDisconnect
 
 from fluxlit import FluxLit
 from fluxlit.config.settings import Settings
+from fluxlit.gateway.router import build_gateway
 from fluxlit.runtime import hypercorn_options as serve_module
 from fluxlit.runtime.serve_plan import ServePlan, build_serve_plan, reassembly_budget_bytes
 from fluxlit.targets import LoadedTarget
+from tests._gateway_ws import open_websocket
+from tests.test_hostile_http import STALLED, GatewayServer, exchange
 
 MIB = 1024 * 1024
+
+
+# --- HTTP: timeouts, a restarting Streamlit, body limits ---
+
+
+def test_a_stalled_body_through_the_real_proxy_gets_408_and_the_upstream_connection_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    upstream_saw: list[bytes] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(10)
+
+        def upstream() -> None:  # reads the forwarded request until the proxy drops the connection; never answers
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                while chunk := conn.recv(65536):
+                    upstream_saw.append(chunk)
+
+        reader = threading.Thread(target=upstream, daemon=True)
+        reader.start()
+        port = listener.getsockname()[1]
+        with GatewayServer(Settings(body_read_timeout_s=1.0)) as server, caplog.at_level("WARNING"):
+            server.gateway.proxy = ReverseProxy(lambda: Upstream(port=port))
+            reply = exchange(server.port, STALLED["proxy-content-length"], wait=5.0)
+            reader.join(timeout=5)
+    assert (reply.status, reply.closed) == (408, True)
+    assert not reader.is_alive()
+    assert b"".join(upstream_saw).endswith(b"\r\n\r\nabc")
+    assert [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
+
+
+# --- WebSocket edges: refused before any upstream ---
+
+
+def test_non_api_websocket_without_upstream_is_closed_1013(gateway_test_client_factory: Any) -> None:
+    client = gateway_test_client_factory(FluxLit())
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/_stcore/stream"):
+        pass
+    assert info.value.code == 1013
+
+
+def test_a_websocket_to_a_dot_segment_path_is_closed_1008_with_the_reason() -> None:
+    sent = open_websocket(build_gateway(FluxLit()), b"/pages/../_stcore/stream", [(b"host", b"example.com")])
+    assert [(m["type"], m["code"], m["reason"]) for m in sent] == [
+        ("websocket.close", 1008, "Paths with '.' or '..' segments are refused.")
+    ]
+
+
+# --- WebSocket limits: what `fluxlit serve` sets ---
 
 
 def plan_for(tmp_path: Path, app: FluxLit | None = None, **settings: object) -> ServePlan:

@@ -20,8 +20,9 @@ from fluxlit import FluxLit
 from fluxlit.gateway.router import build_gateway
 from fluxlit.testing import TestClient
 from tests._gateway_ws import open_websocket
+from tests._live import free_port
 from tests._logs import JsonLog
-from tests._origin import app_with_a_page, plan_ready_at
+from tests._origin import LoopbackOrigin, app_with_a_page, plan_ready_at
 
 
 def correlated_app() -> FluxLit:
@@ -40,6 +41,10 @@ def correlated_app() -> FluxLit:
 def served(tmp_path: Path, upstream_port: int | None = None) -> Generator[TestClient, None, None]:
     with TestClient(plan_ready_at(upstream_port, tmp_path, correlated_app()).gateway) as client:
         yield client
+
+
+def access_lines(log: JsonLog) -> list[dict[str, Any]]:
+    return [line for line in log.lines() if line["event"] == "request"]
 
 
 @pytest.mark.parametrize("url", ["/api/healthz", "/api/openapi.json", "/somewhere", "/api/missing"])
@@ -93,6 +98,61 @@ def test_user_code_log_lines_carry_the_request_id(tmp_path: Path, log_stream: Js
         client.get("/api/hello", headers={"X-Request-ID": "rid-2"})
     user = next(line for line in log_stream.lines() if line["event"] == "inside the handler")
     assert (user["logger"], user["request_id"]) == ("user.code", "rid-2")
+
+
+def test_a_minted_request_id_is_the_same_in_the_response_the_api_and_the_access_line(
+    tmp_path: Path, log_stream: JsonLog
+) -> None:
+    with served(tmp_path) as client:
+        response = client.get("/api/hello")
+    minted = response.headers["x-request-id"]
+    assert response.json() == [minted]
+    user = next(line for line in log_stream.lines() if line["event"] == "inside the handler")
+    (access,) = access_lines(log_stream)
+    assert (user["request_id"], access["request_id"], access["dispatch"]) == (minted, minted, "api")
+
+
+def test_a_proxied_request_carries_its_id_to_streamlit_and_into_the_access_line(
+    tmp_path: Path, log_stream: JsonLog
+) -> None:
+    with LoopbackOrigin() as origin, served(tmp_path, origin.port) as client:
+        response = client.get("/some/page", headers=[("X-Request-ID", "rid-page"), ("X-Request-ID", "rid-other")])
+    assert (response.status_code, response.headers["x-request-id"]) == (200, "rid-page")
+    (seen,) = origin.requests
+    assert seen.header("x-request-id") == "rid-page"
+    (access,) = access_lines(log_stream)
+    assert (access["request_id"], access["dispatch"], access["status"]) == ("rid-page", "proxy", 200)
+
+
+def test_an_invalid_request_id_never_reaches_streamlit_the_replacement_does(tmp_path: Path) -> None:
+    with LoopbackOrigin() as origin, served(tmp_path, origin.port) as client:
+        response = client.get("/some/page", headers={"X-Request-ID": "forged line"})
+    replacement = response.headers["x-request-id"]
+    assert replacement != "forged line"
+    (seen,) = origin.requests
+    assert seen.header("x-request-id") == replacement
+
+
+def test_streamlits_own_request_id_in_its_answer_is_replaced_not_doubled(tmp_path: Path) -> None:
+    async def answers_with_its_own_id(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-request-id", b"streamlit-id")]})
+        await send({"type": "http.response.body", "body": b"page"})
+
+    with LoopbackOrigin(answers_with_its_own_id) as origin, served(tmp_path, origin.port) as client:
+        response = client.get("/some/page", headers={"X-Request-ID": "rid-mine"})
+    assert (response.text, response.headers.get_list("x-request-id")) == ("page", ["rid-mine"])
+
+
+def test_a_failed_proxied_request_logs_its_warning_under_the_id_the_client_got(
+    tmp_path: Path, log_stream: JsonLog
+) -> None:
+    with served(tmp_path, free_port()) as client:  # published ready, but nothing listens there: 502
+        response = client.get("/some/page")
+    assert response.status_code == 502
+    minted = response.headers["x-request-id"]
+    (warning,) = [line for line in log_stream.lines() if line["logger"] == "proxy"]
+    (access,) = access_lines(log_stream)
+    assert (warning["level"], warning["request_id"], access["request_id"]) == ("warning", minted, minted)
 
 
 def test_websocket_denials_carry_the_request_id() -> None:

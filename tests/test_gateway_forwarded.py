@@ -5,6 +5,7 @@ test_forwarded.py."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from fluxlit.gateway.router import build_gateway
 from fluxlit.observability.access import AccessObserver
 from fluxlit.testing import TestClient
 from tests._logs import RecordingLogger
+from tests._origin import LoopbackOrigin, plan_ready_at
 
 MOUNT = "/apps/demo"
 
@@ -187,3 +189,44 @@ def test_spoofed_forwarded_for_does_not_change_the_logged_client() -> None:
     (line,) = logger.lines
     assert line["client"] == "203.0.113.9:50123"
     assert "10.9.8.7" not in json.dumps(line)
+
+
+# --- what Streamlit receives, over a real connection ---
+
+
+def forwarding(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {
+        name.decode(): value.decode()
+        for name, value in headers
+        if name.startswith(b"x-forwarded-") or name == b"forwarded"
+    }
+
+
+def test_streamlit_gets_this_hops_forwarded_headers_never_an_untrusted_clients(tmp_path: Path) -> None:
+    with (
+        LoopbackOrigin() as origin,
+        TestClient(plan_ready_at(origin.port, tmp_path).gateway, client=UNTRUSTED) as client,
+    ):
+        assert client.get("/some/page", headers={**SPOOFED, "Host": "app.example"}).status_code == 200
+    (seen,) = origin.requests
+    assert forwarding(seen.headers) == {
+        "x-forwarded-for": "203.0.113.9",
+        "x-forwarded-proto": "http",
+        "x-forwarded-host": "app.example",
+        "x-forwarded-port": "80",
+    }
+
+
+def test_a_trusted_proxys_chain_reaches_streamlit_with_that_proxy_appended(tmp_path: Path) -> None:
+    with LoopbackOrigin() as origin:
+        plan = plan_ready_at(origin.port, tmp_path, forwarded_allow_ips="10.0.0.0/8", root_path=MOUNT)
+        with TestClient(plan.gateway, client=("10.0.0.5", 50123)) as client:
+            headers = {"X-Forwarded-For": "1.2.3.4", "X-Forwarded-Proto": "https"}
+            assert client.get(MOUNT + "/some/page", headers=headers).status_code == 200
+    (seen,) = origin.requests
+    got = forwarding(seen.headers)
+    assert (got["x-forwarded-for"], got["x-forwarded-proto"], got["x-forwarded-prefix"]) == (
+        "1.2.3.4, 10.0.0.5",
+        "https",
+        MOUNT,
+    )

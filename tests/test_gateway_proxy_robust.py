@@ -12,14 +12,16 @@ other misbehaving upstream are in tests/proxy/test_http_failures.py and tests/pr
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fluxlit_proxy import ReverseProxy, Upstream
+from fluxlit_supervisor import UpstreamState
 from starlette.websockets import WebSocketDisconnect
 
 from fluxlit import FluxLit
@@ -28,13 +30,75 @@ from fluxlit.gateway.router import build_gateway
 from fluxlit.runtime import hypercorn_options as serve_module
 from fluxlit.runtime.serve_plan import ServePlan, build_serve_plan, reassembly_budget_bytes
 from fluxlit.targets import LoadedTarget
+from fluxlit.testing import TestClient
 from tests._gateway_ws import open_websocket
+from tests._origin import LoopbackOrigin, app_with_a_page, plan_ready_at
 from tests.test_hostile_http import STALLED, GatewayServer, exchange
 
 MIB = 1024 * 1024
 
 
 # --- HTTP: timeouts, a restarting Streamlit, body limits ---
+
+
+def test_a_streamlit_slow_to_answer_gets_504_after_the_read_timeout(tmp_path: Path) -> None:
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Never answers: waits (5 s at most) for the proxy to give up and drop the connection.
+        assert (await asyncio.wait_for(receive(), timeout=5))["type"] == "http.disconnect"
+
+    with LoopbackOrigin(slow) as origin:
+        plan = plan_ready_at(origin.port, tmp_path, upstream_read_timeout_s=0.3)
+        with TestClient(plan.gateway) as client:
+            response = client.get("/slow/page")
+    assert (response.status_code, response.text) == (504, "upstream did not respond in time\n")
+    assert 0.3 <= response.elapsed.total_seconds() < 1.5
+
+
+def test_a_streamlit_that_cannot_be_connected_to_in_time_gets_502(tmp_path: Path) -> None:
+    # A listener with a full accept queue: the kernel drops further SYNs, so connecting hangs.
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        filler.connect(listener.getsockname())
+        plan = plan_ready_at(listener.getsockname()[1], tmp_path, upstream_connect_timeout_s=0.3)
+        with TestClient(plan.gateway) as client:
+            response = client.get("/page")
+    assert (response.status_code, response.text) == (502, "upstream connect timed out\n")
+
+
+def test_while_streamlit_restarts_pages_get_503_with_retry_after_then_reach_the_new_child(tmp_path: Path) -> None:
+    with LoopbackOrigin() as first, LoopbackOrigin() as second:
+        plan = plan_ready_at(first.port, tmp_path)
+        with TestClient(plan.gateway) as client:
+            assert client.get("/page").status_code == 200
+            plan.hub.publish(UpstreamState("restarting", generation=1, detail="exit code 1"))
+            restarting = client.get("/page")
+            plan.hub.publish(UpstreamState("ready", host="127.0.0.1", port=second.port, pid=2, generation=2))
+            assert client.get("/page").status_code == 200
+    assert (restarting.status_code, restarting.text) == (503, "Streamlit is restarting\n")
+    assert restarting.headers["retry-after"]
+    assert (len(first.requests), len(second.requests)) == (1, 1)
+
+
+def test_a_body_over_the_proxy_limit_gets_413_before_streamlit_sees_it_and_the_api_is_not_capped(
+    tmp_path: Path,
+) -> None:
+    app = app_with_a_page()
+
+    @app.api.post("/upload")
+    async def upload(request: Request) -> int:
+        return len(await request.body())
+
+    with LoopbackOrigin() as origin:
+        plan = plan_ready_at(origin.port, tmp_path, app=app, max_proxy_request_body_bytes=1000)
+        with TestClient(plan.gateway) as client:
+            over = client.post("/_stcore/upload_file/s/f", content=b"x" * 1001)
+            at_limit = client.post("/_stcore/upload_file/s/f", content=b"x" * 1000)
+            to_the_api = client.post("/api/upload", content=b"x" * 5000)
+    assert (over.status_code, over.text) == (413, "request body exceeds 1000 bytes\n")
+    assert at_limit.json()["body_length"] == 1000
+    assert to_the_api.json() == 5000
+    assert [len(seen.body) for seen in origin.requests] == [1000]
 
 
 def test_a_stalled_body_through_the_real_proxy_gets_408_and_the_upstream_connection_is_dropped(

@@ -1,4 +1,5 @@
-"""fluxlit's JSON log lines captured in memory, for tests that read what a request or a run logged."""
+"""fluxlit's JSON log lines captured in memory, and the access observer's log calls recorded, for tests that read
+what a request or a run logged."""
 
 from __future__ import annotations
 
@@ -12,3 +13,13 @@ class JsonLog(io.StringIO):
 
     def lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.getvalue().splitlines() if line.strip()]
+
+
+class RecordingLogger:
+    """Takes the access observer's log calls and keeps their fields."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def log(self, level: int, event: str, **fields: Any) -> None:
+        self.lines.append({"event": event, **fields})

@@ -1,13 +1,11 @@
-"""X-Forwarded-* trust: pure rules and what the gateway lets through."""
+"""X-Forwarded-* trust, the pure rules (fluxlit.config.forwarded); what the gateway lets through is in
+test_gateway_forwarded.py."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from fastapi import Request
 
-from fluxlit import FluxLit, Settings
+from fluxlit import Settings
 from fluxlit.config.forwarded import forwarded_client, forwarded_scheme, is_trusted, parse_trusted
 from fluxlit.errors import ConfigError
 
@@ -53,76 +51,6 @@ def test_star_trusts_every_peer_even_without_an_address() -> None:
 def test_bad_allow_list_names_the_bad_item() -> None:
     with pytest.raises(ConfigError, match="'nope' is not an IP address or CIDR"):
         Settings(forwarded_allow_ips="127.0.0.1,nope")
-
-
-def whoami_app() -> FluxLit:
-    app = FluxLit()
-
-    @app.api.get("/whoami")
-    def whoami(request: Request) -> dict[str, Any]:
-        return {
-            "client": request.client.host if request.client else None,
-            "scheme": request.url.scheme,
-            "xff": request.headers.get("x-forwarded-for"),
-            "xfh": request.headers.get("x-forwarded-host"),
-        }
-
-    return app
-
-
-FORGED = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
-
-
-def test_untrusted_peer_forwarded_headers_are_dropped(gateway_test_client_factory: Any) -> None:
-    client = gateway_test_client_factory(whoami_app(), settings=Settings(forwarded_allow_ips="10.0.0.0/8"))
-    body = client.get("/api/whoami", headers=FORGED).json()
-    assert body == {"client": "testclient", "scheme": "http", "xff": None, "xfh": None}
-
-
-def test_trusted_peer_sets_client_and_scheme(gateway_test_client_factory: Any) -> None:
-    client = gateway_test_client_factory(whoami_app(), settings=Settings(forwarded_allow_ips="*"))
-    body = client.get("/api/whoami", headers=FORGED).json()
-    assert body == {"client": "6.6.6.6", "scheme": "https", "xff": "6.6.6.6", "xfh": "evil.example"}
-
-
-def test_a_forwarded_for_that_is_no_address_never_becomes_the_client(gateway_test_client_factory: Any) -> None:
-    client = gateway_test_client_factory(whoami_app(), settings=Settings(forwarded_allow_ips="*"))
-    body = client.get("/api/whoami", headers={"X-Forwarded-For": "<script>alert(1)</script>"}).json()
-    assert body["client"] == "testclient"
-
-
-def test_replica_header_is_sent_when_named(gateway_test_client_factory: Any) -> None:
-    client = gateway_test_client_factory(FluxLit(), settings=Settings(replica_id="replica-a"))
-    assert client.get("/api/healthz").headers["x-fluxlit-replica"] == "replica-a"
-    plain = gateway_test_client_factory(FluxLit())
-    assert "x-fluxlit-replica" not in plain.get("/api/healthz").headers
-
-
-def test_trust_all_applies_forwarded_headers_for_a_peer_without_an_address() -> None:
-    import asyncio
-
-    from fluxlit.gateway.router import build_gateway
-
-    seen: dict[str, Any] = {}
-
-    async def api(scope: Any, receive: Any, send: Any) -> None:
-        seen.update(scheme=scope["scheme"], client=scope["client"])
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    gateway = build_gateway(api, settings=Settings(forwarded_allow_ips="*"))
-    scope = {"type": "http", "method": "GET", "path": "/api/x", "raw_path": b"/api/x", "root_path": "",
-             "scheme": "http", "query_string": b"", "client": None,
-             "headers": [(b"x-forwarded-for", b"9.9.9.9"), (b"x-forwarded-proto", b"https")]}  # fmt: skip
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: dict[str, Any]) -> None:
-        pass
-
-    asyncio.run(gateway(scope, receive, send))
-    assert seen == {"scheme": "https", "client": ("9.9.9.9", 0)}
 
 
 @pytest.mark.parametrize(

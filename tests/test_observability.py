@@ -73,13 +73,6 @@ def test_one_access_line_per_request_with_stable_fields(observed: Any, log_strea
     assert "s3cret" not in log_stream.getvalue()
 
 
-def test_user_code_log_lines_carry_the_request_id(observed: Any, log_stream: JsonLog) -> None:
-    client, _ = observed
-    client.get("/api/hello", headers={"X-Request-ID": "rid-2"})
-    user = next(line for line in log_stream.lines() if line["event"] == "inside the handler")
-    assert (user["logger"], user["request_id"]) == ("user.code", "rid-2")
-
-
 def test_metrics_count_requests_but_not_scrapes(observed: Any) -> None:
     client, _ = observed
     client.get("/api/hello")

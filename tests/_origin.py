@@ -3,26 +3,23 @@ thread, where `fluxlit serve` would have its Streamlit child; and the parts `flu
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import os
-import socket
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fluxlit_supervisor import UpstreamState
-from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from fluxlit import FluxLit
 from fluxlit.config.settings import Settings
 from fluxlit.runtime.serve_plan import ServePlan, build_serve_plan
 from fluxlit.targets import LoadedTarget
+from tests._hypercorn_thread import HypercornThread, loopback_listener
 from tests._lifespan import answer_lifespan
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -77,33 +74,21 @@ class LoopbackOrigin:
     requests: list[OriginRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.listen(128)  # connections queue until hypercorn accepts: no readiness wait needed
-        self.port: int = self._listener.getsockname()[1]
+        listener = loopback_listener()
+        self.port: int = listener.getsockname()[1]
         config = Config()
-        config.bind = [f"fd://{os.dup(self._listener.fileno())}"]  # hypercorn owns the duplicate
+        config.bind = [f"fd://{os.dup(listener.fileno())}"]  # hypercorn owns the duplicate
         config.accesslog = None
         config.errorlog = logging.getLogger("hypercorn.error")
         config.graceful_timeout = 1.0
-        self._config = config
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self._run, name=f"origin-{self.port}", daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(serve(self._serve, self._config, shutdown_trigger=self._stop.wait))  # type: ignore[arg-type]
-        self._loop.close()
+        self._server = HypercornThread(self._serve, config, listener, name=f"origin-{self.port}")
 
     def __enter__(self) -> LoopbackOrigin:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=15)
-        self._listener.close()
-        assert not self._thread.is_alive(), "the origin's hypercorn did not stop within 15 s"
+        self._server.stop()
 
     async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

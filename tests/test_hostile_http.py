@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,11 +17,11 @@ from typing import Any
 
 import pytest
 from fluxlit_supervisor.serve import ServeConfig, build_hypercorn_config
-from hypercorn.asyncio import serve
 
 from fluxlit.config.settings import Settings
 from fluxlit.gateway.router import build_gateway
 from fluxlit.runtime.hypercorn_options import hypercorn_options
+from tests._hypercorn_thread import HypercornThread, loopback_listener
 
 
 @dataclass
@@ -82,32 +81,20 @@ class GatewayServer:
         self.recorder = Recorder()
         self.gateway = build_gateway(self.recorder.api, settings, root_path=root_path, proxy=self.recorder.proxy)
         options = {**hypercorn_options(settings or Settings()), **overrides}
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(128)  # connections queue until hypercorn accepts: no readiness wait needed
-        self.port = int(self._listener.getsockname()[1])
+        listener = loopback_listener()
+        self.port = int(listener.getsockname()[1])
         serve_config = ServeConfig(
-            binds=(f"fd://{os.dup(self._listener.fileno())}",), graceful_timeout=1.0, hypercorn_options=options
+            binds=(f"fd://{os.dup(listener.fileno())}",), graceful_timeout=1.0, hypercorn_options=options
         )
         self.config = build_hypercorn_config(serve_config)
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self._run, name=f"hypercorn-{self.port}", daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(serve(self.gateway, self.config, shutdown_trigger=self._stop.wait))
-        self._loop.close()
+        self._server = HypercornThread(self.gateway, self.config, listener, name=f"hypercorn-{self.port}")
 
     def __enter__(self) -> GatewayServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=15)
-        self._listener.close()
-        assert not self._thread.is_alive(), "hypercorn did not stop within 15 s"
+        self._server.stop()
 
 
 @dataclass(frozen=True)

@@ -27,16 +27,7 @@ from fluxlit.targets import LoadedTarget
 from fluxlit.testing import TestClient
 from tests._inprocess import SigtermOnceHealthy
 from tests._live import free_port
-
-
-def app_with_a_page() -> FluxLit:
-    app = FluxLit(title="Plan")
-
-    @app.page("/")
-    def home(st: Any) -> None:
-        st.write("home")
-
-    return app
+from tests._origin import app_with_a_page
 
 
 def plan_for(app: FluxLit, tmp_path: Path, **settings: Any) -> ServePlan:

@@ -24,6 +24,7 @@ from fluxlit_supervisor import (
 )
 
 from fluxlit.config.settings import Settings
+from fluxlit.gateway.external_upstream import ExternalUpstream, external_upstream
 from fluxlit.gateway.router import Gateway, build_gateway
 from fluxlit.gateway.upstream_route import StreamlitRoute
 from fluxlit.gateway.upstream_view import HubStatus, UpstreamView, UpstreamViewSource
@@ -51,11 +52,11 @@ class ServePlan:
     settings: Settings
     hub: StateHub
     gateway: Gateway
-    proxy: ReverseProxy | None  # None when the target has no Streamlit side (a bare FastAPI app)
-    child: ChildSpec | None
+    proxy: ReverseProxy | None  # None when there is no Streamlit to front (a bare FastAPI app, no external one)
+    child: ChildSpec | None  # None as well when fronting an external Streamlit (--streamlit-upstream)
     policy: RestartPolicy
     serve: ServeConfig
-    state_file: Path
+    state_file: Path | None  # where the child's state is published; None with an external Streamlit (not ours)
     gateway_metrics: GatewayMetrics | None
     # One budget for every unfinished WebSocket message in this process: hypercorn's reassembly of what browsers
     # send and the proxy's of what Streamlit sends.
@@ -75,36 +76,45 @@ def build_serve_plan(
     hub: StateHub | None = None,
     upstream: UpstreamViewSource | None = None,
 ) -> ServePlan:
-    """Compose a run top-down; `upstream` replaces the hub as Streamlit's status (a worker follows the state file)."""
+    """Compose a run top-down; `upstream` replaces the hub as Streamlit's status (a worker follows the state file).
+
+    With `settings.streamlit_upstream`, the run fronts that Streamlit (or the one its state file names) and starts
+    none: every process of the run, workers too, probes it itself."""
     hub = hub if hub is not None else StateHub()
     from_hub = HubStatus(hub)
-    status = upstream if upstream is not None else from_hub
+    external = external_upstream(settings) if settings.streamlit_upstream else None
+    status: UpstreamViewSource = external or (upstream if upstream is not None else from_hub)
     has_ui = target.app is not None
+    starts_child = has_ui and external is None
+    fronts = has_ui or external is not None
     extra_args = target.app.streamlit_run_args if target.app is not None else ()
     budget = MemoryBudget(reassembly_budget_bytes(settings))
     metrics = _gateway_metrics(settings, hub)
     proxy = (
-        _proxy(settings, StreamlitRoute(status, settings.root_path), metrics, budget, extra_args) if has_ui else None
+        _proxy(settings, StreamlitRoute(status, settings.root_path), metrics, budget, extra_args) if fronts else None
     )
     gateway = _gateway(
         settings,
         target,
         proxy,
         metrics,
-        status=status if has_ui else _not_configured,
+        status=status if fronts else _not_configured,
+        external=external,
         generation=from_hub.generation if upstream is None else (lambda: status().generation),
     )
     # Under TLS, pages call the API over a private plain-HTTP loopback bind: no certificate to trust.
-    loopback_port = pick_free_port("127.0.0.1") if settings.certfile and has_ui else None
+    loopback_port = pick_free_port("127.0.0.1") if settings.certfile and starts_child else None
+    own_state_file = Path(settings.state_file) if settings.state_file else default_state_file_path()
     return ServePlan(
         settings=settings,
         hub=hub,
         gateway=gateway,
         proxy=proxy,
-        child=streamlit_child_spec(settings, extra_args, loopback_port) if has_ui else None,
+        child=streamlit_child_spec(settings, extra_args, loopback_port) if starts_child else None,
         policy=restart_policy(settings),
         serve=serve_config(settings, budget, loopback_port),
-        state_file=Path(settings.state_file) if settings.state_file else default_state_file_path(),
+        # An external run's state file is someone else's to write (and to remove): it is only read.
+        state_file=None if external is not None else own_state_file,
         gateway_metrics=metrics,
         reassembly_budget=budget,
         on_child_output=_child_output_logger(),
@@ -146,12 +156,14 @@ def _gateway(
     metrics: GatewayMetrics | None,
     *,
     status: UpstreamViewSource,
+    external: ExternalUpstream | None,
     generation: Callable[[], int],
 ) -> Gateway:
     return build_gateway(
         target.app if target.app is not None else target.api,
         settings,
         upstream_status=status,
+        upstream_refresh=external.refresh if external is not None else None,
         proxy=proxy,
         internal={settings.metrics_path: metrics.endpoint()} if metrics is not None else None,
         observer=AccessObserver(metrics, generation=generation),

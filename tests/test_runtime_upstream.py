@@ -36,7 +36,7 @@ from fluxlit.gateway.external_upstream import (
 )
 from fluxlit.gateway.router import build_gateway
 from fluxlit.runtime.early_start import streamlit_started_early
-from fluxlit.runtime.serve_plan import build_serve_plan
+from fluxlit.runtime.serve_plan import ProbeAfterConnectFailure, build_serve_plan
 from fluxlit.runtime.worker_handoff import STATE_FILE_ENV, handoff_environment
 from fluxlit.targets import LoadedTarget
 from fluxlit.testing import FluxLitTestClient, TestClient
@@ -516,6 +516,39 @@ def test_a_bare_api_target_still_fronts_an_external_upstream(tmp_path: Path, liv
     with TestClient(plan.gateway) as client:
         assert client.get("/api/readyz").json()["streamlit"] == "ok"
         assert client.get("/page").text == "upstream saw /page"
+
+
+def test_after_a_failed_connect_the_next_proxied_request_probes_again_and_gets_503(tmp_path: Path) -> None:
+    with TinyUpstream() as server:
+        plan = build_serve_plan(Settings(port=8123, streamlit_upstream=server.url), ui_target())
+        client = TestClient(plan.gateway)
+        assert client.get("/api/readyz").status_code == 200  # the cached view: ready for a second
+    died = client.get("/page")  # the connect fails: the proxy's own answer, and the cache is dropped
+    after = client.get("/page")
+    assert (died.status_code, after.status_code, after.headers["retry-after"]) == (502, 503, "2")
+    assert plan.gateway.upstream_status().state == "unreachable"
+
+
+def test_the_connect_failure_hooks_pass_every_event_on_to_the_metrics(tmp_path: Path) -> None:
+    plan = build_serve_plan(Settings(port=8123, streamlit_upstream=dead_url()), ui_target())
+    assert plan.proxy is not None
+    hooks = plan.proxy._hooks
+    assert isinstance(hooks, ProbeAfterConnectFailure)
+    assert hooks.external is plan.gateway.upstream_status
+    metrics = plan.gateway_metrics
+    assert metrics is not None
+    for kind in ("connect", "timeout"):
+        hooks.upstream_error(kind)
+    hooks.pool_changed(1, 2)
+    hooks.websocket_opened()
+    hooks.websocket_message("upstream", 10)
+    hooks.websocket_closed(1000, 0.5)
+    sample = metrics.registry.get_sample_value
+    assert sample("fluxlit_proxy_upstream_errors_total", {"kind": "connect"}) == 1
+    assert sample("fluxlit_proxy_upstream_errors_total", {"kind": "timeout"}) == 1
+    assert sample("fluxlit_proxy_pool_connections", {"state": "in_use"}) == 2
+    assert sample("fluxlit_websocket_messages_total", {"direction": "upstream"}) == 1
+    assert sample("fluxlit_websocket_connections") == 0  # opened, then closed
 
 
 def test_a_run_with_an_external_upstream_reads_its_state_file_first(

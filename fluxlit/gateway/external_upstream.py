@@ -124,6 +124,11 @@ class ExternalUpstream:
     def __call__(self) -> UpstreamView:
         return self._view
 
+    def connect_failed(self) -> None:
+        """The proxy could not connect to it: the next request probes it again instead of trusting the cached view,
+        so a Streamlit that died is answered 503 from then on, not 502 until the cache expires."""
+        self._expires = float("-inf")
+
     async def refresh(self) -> None:
         while True:
             resolved = self._locate()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fluxlit_proxy import ProxyConfig, ReverseProxy
+from fluxlit_proxy import ProxyConfig, ProxyHooks, ReverseProxy
 from fluxlit_supervisor import (
     MemoryBudget,
     RestartPolicy,
@@ -91,7 +91,9 @@ def build_serve_plan(
     budget = MemoryBudget(reassembly_budget_bytes(settings))
     metrics = _gateway_metrics(settings, hub)
     proxy = (
-        _proxy(settings, StreamlitRoute(status, settings.root_path), metrics, budget, extra_args) if fronts else None
+        _proxy(settings, StreamlitRoute(status, settings.root_path), metrics, budget, extra_args, external)
+        if fronts
+        else None
     )
     gateway = _gateway(
         settings,
@@ -135,6 +137,7 @@ def _proxy(
     metrics: GatewayMetrics | None,
     budget: MemoryBudget,
     extra_args: Sequence[str],
+    external: ExternalUpstream | None,
 ) -> ReverseProxy:
     config = ProxyConfig(
         connect_timeout=settings.upstream_connect_timeout_s,
@@ -145,8 +148,36 @@ def _proxy(
         ws_max_message_bytes=streamlit_max_message_bytes(extra_args),
         pool_idle_timeout=settings.upstream_pool_idle_timeout_s,
     )
-    hooks = MetricsProxyHooks(metrics) if metrics is not None else None
+    hooks: ProxyHooks | None = MetricsProxyHooks(metrics) if metrics is not None else None
+    if external is not None:
+        hooks = ProbeAfterConnectFailure(external, hooks or ProxyHooks())
     return ReverseProxy(route, config, hooks, reassembly_budget=budget)
+
+
+class ProbeAfterConnectFailure(ProxyHooks):
+    """The proxy's hooks in front of an external Streamlit: a failed connect makes the next request probe it again
+    (ExternalUpstream.connect_failed); every event still reaches `inner` (the metrics, when on)."""
+
+    def __init__(self, external: ExternalUpstream, inner: ProxyHooks) -> None:
+        self.external = external
+        self.inner = inner
+
+    def upstream_error(self, kind: str) -> None:
+        if kind == "connect":
+            self.external.connect_failed()
+        self.inner.upstream_error(kind)
+
+    def pool_changed(self, idle: int, in_use: int) -> None:
+        self.inner.pool_changed(idle, in_use)
+
+    def websocket_opened(self) -> None:
+        self.inner.websocket_opened()
+
+    def websocket_message(self, direction: str, size: int) -> None:
+        self.inner.websocket_message(direction, size)
+
+    def websocket_closed(self, code: int, duration_s: float) -> None:
+        self.inner.websocket_closed(code, duration_s)
 
 
 def _gateway(

@@ -4,6 +4,7 @@ wins, how it is re-read, and what /api/readyz and proxied requests answer, again
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import socket
@@ -18,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 from fluxlit_supervisor import UpstreamState
 from fluxlit_supervisor.state_file import ResolvedUpstream, resolve_upstream
+from fluxlit_supervisor.workers import FDS_ENV, INDEX_ENV
 
 from fluxlit import FluxLit
 from fluxlit.cli.main import main
@@ -36,10 +38,12 @@ from fluxlit.gateway.external_upstream import (
 )
 from fluxlit.gateway.router import build_gateway
 from fluxlit.runtime.early_start import streamlit_started_early
+from fluxlit.runtime.gateway_worker import main as worker_main
 from fluxlit.runtime.serve_plan import ProbeAfterConnectFailure, build_serve_plan
-from fluxlit.runtime.worker_handoff import STATE_FILE_ENV, handoff_environment
+from fluxlit.runtime.worker_handoff import SETTINGS_ENV, STATE_FILE_ENV, handoff_environment, settings_to_json
 from fluxlit.targets import LoadedTarget
 from fluxlit.testing import FluxLitTestClient, TestClient
+from tests._inprocess import SigtermOnceHealthy
 from tests._logs import JsonLog
 
 
@@ -580,3 +584,24 @@ def test_streamlit_is_not_started_early_for_an_external_upstream(tmp_path: Path)
 def test_workers_of_an_external_run_get_no_state_file() -> None:
     env = handoff_environment(Settings(streamlit_upstream="http://127.0.0.1:8501"), None)
     assert STATE_FILE_ENV not in env
+
+
+@pytest.mark.usefixtures("restored_process_state")
+def test_a_worker_of_an_external_run_follows_that_streamlit_without_a_state_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, live_upstream: TinyUpstream
+) -> None:
+    """In this process, as `python -m fluxlit.runtime.gateway_worker` runs: readyz is 200 only through the probe."""
+    (tmp_path / "worker_api.py").write_text("from fastapi import FastAPI\n\napi = FastAPI()\n")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    fd = listener.detach()  # the worker's hypercorn owns and closes it, as with a passed fd
+    settings = Settings(
+        target=f"{tmp_path / 'worker_api.py'}:api", port=port, log_format="json", streamlit_upstream=live_upstream.url
+    )
+    monkeypatch.setenv(SETTINGS_ENV, settings_to_json(settings))
+    monkeypatch.delenv(STATE_FILE_ENV, raising=False)
+    monkeypatch.setenv(FDS_ENV, json.dumps({"secure": [], "insecure": [fd]}))
+    monkeypatch.setenv(INDEX_ENV, "1")
+    with SigtermOnceHealthy(f"http://127.0.0.1:{port}/api/readyz"):
+        assert worker_main() == 0
+    assert live_upstream.paths[:1] == ["/"]

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from fluxlit.config.forwarded import parse_trusted
 from fluxlit.config.paths import normalize_mount
@@ -123,6 +124,47 @@ def parse_public_base_url(value: Any, where: str) -> str:
     if text and not (text.startswith(("http://", "https://")) and "://" in text and len(text.split("://", 1)[1]) > 0):
         raise _bad(where, value, "an absolute http(s) URL such as https://example.com/apps/demo")
     return text
+
+
+_UPSTREAM_EXPECTED = "an http://HOST:PORT[/PATH] URL of a running Streamlit, e.g. http://127.0.0.1:8501"
+
+
+@dataclass(frozen=True)
+class UpstreamAddress:
+    """Where an external Streamlit listens, split from its URL: the proxy connects to host:port and prefixes path."""
+
+    host: str
+    port: int
+    path: str = ""
+
+
+def upstream_address(value: Any, where: str) -> UpstreamAddress:
+    """Split and check an upstream URL: http only (the proxy speaks no TLS to its upstream), an explicit port, a
+    path without query or fragment; trailing slashes are dropped."""
+    text = parse_str(value, where).strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise _bad(where, value, _UPSTREAM_EXPECTED) from None
+    if parts.scheme == "https":
+        raise _bad(where, value, "an http:// URL: the gateway reaches Streamlit over plain HTTP (no TLS upstream)")
+    if parts.scheme != "http" or not parts.hostname or port is None or port == 0 or parts.username is not None:
+        raise _bad(where, value, _UPSTREAM_EXPECTED)
+    path = parts.path.rstrip("/")
+    if parts.query or parts.fragment or not path.isascii() or " " in path:
+        raise _bad(where, value, _UPSTREAM_EXPECTED + " (no query or fragment; percent-encode the path)")
+    return UpstreamAddress(parts.hostname, port, path)
+
+
+def parse_upstream_url(value: Any, where: str) -> str:
+    """FLUXLIT_STREAMLIT_UPSTREAM: empty (no external upstream) or a URL `upstream_address` accepts, without its
+    trailing slash."""
+    text = parse_str(value, where).strip()
+    if not text:
+        return ""
+    upstream_address(text, where)
+    return text.rstrip("/")
 
 
 def parse_replica_id(value: Any, where: str) -> str:

@@ -20,6 +20,7 @@ from fluxlit.config.parsers import (
     parse_public_base_url,
     parse_replica_id,
     parse_str,
+    parse_upstream_url,
     parse_workers,
     positive,
 )
@@ -342,11 +343,21 @@ class Settings:
     keyfile: str | None = setting_field(
         None, "FLUXLIT_KEYFILE", "--keyfile", "TLS private key (PEM).", parse_optional_str, metavar="FILE"
     )
+    streamlit_upstream: str = setting_field(
+        "",
+        "FLUXLIT_STREAMLIT_UPSTREAM",
+        "--streamlit-upstream",
+        "Front a Streamlit run elsewhere, http://HOST:PORT[/PATH] (loopback or not), instead of starting one: no "
+        "child, requests proxied to it, /api/readyz probes it. A state file that names an upstream wins over it.",
+        parse_upstream_url,
+        metavar="URL",
+    )
     state_file: str | None = setting_field(
         None,
         "FLUXLIT_STREAMLIT_UPSTREAM_FILE",
         "--state-file",
-        "Where to publish the upstream state (default: a per-run file under $XDG_RUNTIME_DIR or the temp dir).",
+        "Where to publish the upstream state (default: a per-run file under $XDG_RUNTIME_DIR or the temp dir); "
+        "with --streamlit-upstream, a file read for the upstream URL instead, re-read when it changes.",
         parse_optional_str,
         metavar="FILE",
     )

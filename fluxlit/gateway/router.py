@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from fluxlit.config.parsers import bind_port
 from fluxlit.config.paths import DEFAULT_API_PREFIX, DOCS_PATHS, is_under, normalize_mount, strip_mount
 from fluxlit.config.settings import DEFAULTS, Settings
 from fluxlit.gateway.body_deadline import BodyDeadline, BodyRate
+from fluxlit.gateway.external_upstream import external_upstream_from_env, unpooled_proxy
 from fluxlit.gateway.internal_access import InternalAccess, internal_access_for
 from fluxlit.gateway.refusals import Refusal, RequestLimits, target_refusal, version_refusal
 from fluxlit.gateway.request_id import REQUEST_ID_HEADER, pick_request_id
@@ -55,6 +57,7 @@ class Gateway:
         routes: GatewayRoutes,
         *,
         upstream_status: UpstreamViewSource = no_upstream,
+        upstream_refresh: Callable[[], Awaitable[None]] | None = None,
         proxy: ASGIApp | None = None,
         observer: AccessObserver | None = None,
         body_read_timeout_s: float = DEFAULTS.body_read_timeout_s,
@@ -63,7 +66,8 @@ class Gateway:
         internal_access: InternalAccess = LOOPBACK_ONLY,
     ) -> None:
         """`body_min_rate` None lets a body arrive as slowly as each read's deadline allows; `internal_access`
-        says who may read the `routes.internal` endpoints (loopback only by default)."""
+        says who may read the `routes.internal` endpoints (loopback only by default); `upstream_refresh`, when
+        given, is awaited before readiness and proxied requests read `upstream_status` (an external upstream)."""
         self.api = api
         self.body_read_timeout_s = body_read_timeout_s
         self.body_min_rate = body_min_rate
@@ -72,6 +76,7 @@ class Gateway:
         self.observer = observer
         self.routes = routes
         self.upstream_status = upstream_status
+        self.upstream_refresh = upstream_refresh
         self.proxy = proxy
         self._api_root = routes.root_path + routes.api_prefix
         self._health = self._api_root + HEALTH_PATH
@@ -203,6 +208,8 @@ class Gateway:
         if self._stopping:
             await send_json(send, 503, {"status": "not_ready", "streamlit": "stopping"}, [(b"retry-after", b"5")])
             return
+        if self.upstream_refresh is not None:
+            await self.upstream_refresh()
         status = self.upstream_status()
         if status.state == "not_configured":
             await send_json(send, 200, NOT_CONFIGURED_BODY)
@@ -228,6 +235,8 @@ class Gateway:
                 [(b"retry-after", NO_UPSTREAM_RETRY_AFTER)],
             )
             return
+        if self.upstream_refresh is not None:
+            await self.upstream_refresh()
         proxy_scope = dict(scope)
         proxy_scope["path"] = path
         proxy_scope["raw_path"] = raw_path
@@ -373,6 +382,7 @@ def build_gateway(
     root_path: str | None = None,
     api_prefix: str | None = None,
     upstream_status: UpstreamViewSource = no_upstream,
+    upstream_refresh: Callable[[], Awaitable[None]] | None = None,
     proxy: ASGIApp | None = None,
     internal: Mapping[str, ASGIApp] | None = None,
     observer: AccessObserver | None = None,
@@ -380,7 +390,9 @@ def build_gateway(
     """Compose a gateway for a FluxLit app or a plain ASGI app (served as the API with no pages).
 
     Layout comes from ``settings`` (else the app's own settings, else defaults); ``root_path``/``api_prefix``
-    override them, normalised by the same rules as FLUXLIT_ROOT_PATH / FLUXLIT_API_MOUNT_PATH.
+    override them, normalised by the same rules as FLUXLIT_ROOT_PATH / FLUXLIT_API_MOUNT_PATH. Given neither
+    an upstream nor a proxy, it fronts the Streamlit that FLUXLIT_STREAMLIT_UPSTREAM_FILE or
+    FLUXLIT_STREAMLIT_UPSTREAM names (os.environ, else ``settings``), as the seed's tests expect.
     """
     if isinstance(app, FluxLit):
         api: ASGIApp = app.api
@@ -401,11 +413,17 @@ def build_gateway(
         trusted_proxies=parse_trusted(base.forwarded_allow_ips),
         replica_id=base.replica_id,
     )
+    if upstream_status is no_upstream and proxy is None:
+        external = external_upstream_from_env(base, os.environ, routes.root_path)
+        if external is not None:
+            upstream_status, upstream_refresh = external, external.refresh
+            proxy = unpooled_proxy(external, base, routes.root_path)
     metrics_allow = base.metrics_allow
     return Gateway(
         api,
         routes,
         upstream_status=upstream_status,
+        upstream_refresh=upstream_refresh,
         proxy=proxy,
         observer=observer,
         body_read_timeout_s=base.body_read_timeout_s,

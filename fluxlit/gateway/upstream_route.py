@@ -1,4 +1,5 @@
-"""Where the proxy sends a request: the Streamlit child's current address, or why it cannot take one (503)."""
+"""Where the proxy sends a request: Streamlit's current address (our child's or an external one's), or why it
+cannot take one (503)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ class StreamlitRoute:
 
     def __call__(self) -> Upstream | Unavailable:
         current = self.status()
-        if current.ready and current.port is not None:
-            return Upstream(host=current.host or "127.0.0.1", port=current.port, path_prefix=self.path_prefix)
+        port = current.port
+        if port is not None and (current.ready or current.answers):
+            return Upstream(host=current.host or "127.0.0.1", port=port, path_prefix=current.path + self.path_prefix)
         return Unavailable(
             reason=f"Streamlit is {current.state}",
             retry_after_seconds=current.retry_after_seconds,

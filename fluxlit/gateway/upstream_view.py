@@ -26,6 +26,10 @@ class UpstreamView:
     port: int | None = None
     restarting: bool = False
     retry_after_seconds: int = 2
+    # The path an external upstream is served under (its URL's), put before every proxied path.
+    path: str = ""
+    # Not ready, yet still sent traffic: an external upstream that answers, though not 2xx on its root.
+    answers: bool = False
 
     @property
     def ready(self) -> bool:

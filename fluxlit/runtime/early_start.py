@@ -34,11 +34,12 @@ def streamlit_started_early(resolved: ResolvedSettings) -> Generator[EarlyChild 
     when the final plan (with the app's own settings and streamlit_run_args) would start exactly the same, and
     stops it otherwise. It is stopped, by PID and reaped, on every path that leaves this block without that
     (a target that fails to import, a bad setting, a port in use). None when it cannot start early: under TLS
-    (the loopback port is chosen with the plan), or when the target is not found without importing it.
+    (the loopback port is chosen with the plan), when the target is not found without importing it, and when
+    the run fronts an external Streamlit (--streamlit-upstream) and starts none.
     """
     settings = resolved.settings
     early: EarlyChild | None = None
-    if not settings.certfile and target_exists(settings.target):
+    if not settings.certfile and not settings.streamlit_upstream and target_exists(settings.target):
         settings = with_concrete_port(settings)
         try:
             env = child_environment(settings)

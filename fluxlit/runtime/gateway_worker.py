@@ -101,7 +101,10 @@ def main() -> int:
     bind_process_fields(replica=settings.replica_id, worker=sockets.index)
     target = load_target(settings.target)
     hub = StateHub()
-    status = StateFileStatus(Path(os.environ[STATE_FILE_ENV]), lambda: hub.stopping)
+    # A run fronting an external Streamlit has no state file of ours: the plan probes that Streamlit itself.
+    status = (
+        None if settings.streamlit_upstream else StateFileStatus(Path(os.environ[STATE_FILE_ENV]), lambda: hub.stopping)
+    )
     plan = build_serve_plan(settings, target, hub=hub, upstream=status)
     tls = bool(settings.certfile)
     serve = dataclasses.replace(

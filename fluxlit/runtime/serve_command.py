@@ -47,6 +47,7 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: Early
         api_prefix=settings.api_mount_path,
         root_path=settings.root_path,
         streamlit=plan.child is not None,
+        streamlit_upstream=settings.streamlit_upstream or None,
         streamlit_prestarted=early is not None and plan.child is not None and plan.child.started(early.child),
         ws_ping_interval_s=settings.ws_ping_interval_s,
         ws_reassembly_budget_bytes=plan.reassembly_budget.limit,
@@ -72,8 +73,9 @@ def serve_command(resolved: ResolvedSettings, target: LoadedTarget, early: Early
 _WORKER_STOP_SLACK_S = 5.0
 
 
-def worker_spec(settings: Settings, state_file: Path) -> WorkerSpec:
-    """The extra gateway processes of `--workers N` (module `fluxlit.runtime.gateway_worker`), on our state file."""
+def worker_spec(settings: Settings, state_file: Path | None) -> WorkerSpec:
+    """The extra gateway processes of `--workers N` (module `fluxlit.runtime.gateway_worker`), on our state file
+    (None: they front an external Streamlit, which each probes itself)."""
     from fluxlit_supervisor import WorkerSpec
 
     return WorkerSpec(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fluxlit_proxy import ProxyConfig, ReverseProxy
+from fluxlit_proxy import ProxyConfig, ProxyHooks, ReverseProxy
 from fluxlit_supervisor import (
     MemoryBudget,
     RestartPolicy,
@@ -24,6 +24,7 @@ from fluxlit_supervisor import (
 )
 
 from fluxlit.config.settings import Settings
+from fluxlit.gateway.external_upstream import ExternalUpstream, external_upstream
 from fluxlit.gateway.router import Gateway, build_gateway
 from fluxlit.gateway.upstream_route import StreamlitRoute
 from fluxlit.gateway.upstream_view import HubStatus, UpstreamView, UpstreamViewSource
@@ -51,11 +52,11 @@ class ServePlan:
     settings: Settings
     hub: StateHub
     gateway: Gateway
-    proxy: ReverseProxy | None  # None when the target has no Streamlit side (a bare FastAPI app)
-    child: ChildSpec | None
+    proxy: ReverseProxy | None  # None when there is no Streamlit to front (a bare FastAPI app, no external one)
+    child: ChildSpec | None  # None as well when fronting an external Streamlit (--streamlit-upstream)
     policy: RestartPolicy
     serve: ServeConfig
-    state_file: Path
+    state_file: Path | None  # where the child's state is published; None with an external Streamlit (not ours)
     gateway_metrics: GatewayMetrics | None
     # One budget for every unfinished WebSocket message in this process: hypercorn's reassembly of what browsers
     # send and the proxy's of what Streamlit sends.
@@ -75,36 +76,47 @@ def build_serve_plan(
     hub: StateHub | None = None,
     upstream: UpstreamViewSource | None = None,
 ) -> ServePlan:
-    """Compose a run top-down; `upstream` replaces the hub as Streamlit's status (a worker follows the state file)."""
+    """Compose a run top-down; `upstream` replaces the hub as Streamlit's status (a worker follows the state file).
+
+    With `settings.streamlit_upstream`, the run fronts that Streamlit (or the one its state file names) and starts
+    none: every process of the run, workers too, probes it itself."""
     hub = hub if hub is not None else StateHub()
     from_hub = HubStatus(hub)
-    status = upstream if upstream is not None else from_hub
+    external = external_upstream(settings) if settings.streamlit_upstream else None
+    status: UpstreamViewSource = external or (upstream if upstream is not None else from_hub)
     has_ui = target.app is not None
+    starts_child = has_ui and external is None
+    fronts = has_ui or external is not None
     extra_args = target.app.streamlit_run_args if target.app is not None else ()
     budget = MemoryBudget(reassembly_budget_bytes(settings))
     metrics = _gateway_metrics(settings, hub)
     proxy = (
-        _proxy(settings, StreamlitRoute(status, settings.root_path), metrics, budget, extra_args) if has_ui else None
+        _proxy(settings, StreamlitRoute(status, settings.root_path), metrics, budget, extra_args, external)
+        if fronts
+        else None
     )
     gateway = _gateway(
         settings,
         target,
         proxy,
         metrics,
-        status=status if has_ui else _not_configured,
+        status=status if fronts else _not_configured,
+        external=external,
         generation=from_hub.generation if upstream is None else (lambda: status().generation),
     )
     # Under TLS, pages call the API over a private plain-HTTP loopback bind: no certificate to trust.
-    loopback_port = pick_free_port("127.0.0.1") if settings.certfile and has_ui else None
+    loopback_port = pick_free_port("127.0.0.1") if settings.certfile and starts_child else None
+    own_state_file = Path(settings.state_file) if settings.state_file else default_state_file_path()
     return ServePlan(
         settings=settings,
         hub=hub,
         gateway=gateway,
         proxy=proxy,
-        child=streamlit_child_spec(settings, extra_args, loopback_port) if has_ui else None,
+        child=streamlit_child_spec(settings, extra_args, loopback_port) if starts_child else None,
         policy=restart_policy(settings),
         serve=serve_config(settings, budget, loopback_port),
-        state_file=Path(settings.state_file) if settings.state_file else default_state_file_path(),
+        # An external run's state file is someone else's to write (and to remove): it is only read.
+        state_file=None if external is not None else own_state_file,
         gateway_metrics=metrics,
         reassembly_budget=budget,
         on_child_output=_child_output_logger(),
@@ -125,6 +137,7 @@ def _proxy(
     metrics: GatewayMetrics | None,
     budget: MemoryBudget,
     extra_args: Sequence[str],
+    external: ExternalUpstream | None,
 ) -> ReverseProxy:
     config = ProxyConfig(
         connect_timeout=settings.upstream_connect_timeout_s,
@@ -135,8 +148,36 @@ def _proxy(
         ws_max_message_bytes=streamlit_max_message_bytes(extra_args),
         pool_idle_timeout=settings.upstream_pool_idle_timeout_s,
     )
-    hooks = MetricsProxyHooks(metrics) if metrics is not None else None
+    hooks: ProxyHooks | None = MetricsProxyHooks(metrics) if metrics is not None else None
+    if external is not None:
+        hooks = ProbeAfterConnectFailure(external, hooks or ProxyHooks())
     return ReverseProxy(route, config, hooks, reassembly_budget=budget)
+
+
+class ProbeAfterConnectFailure(ProxyHooks):
+    """The proxy's hooks in front of an external Streamlit: a failed connect makes the next request probe it again
+    (ExternalUpstream.connect_failed); every event still reaches `inner` (the metrics, when on)."""
+
+    def __init__(self, external: ExternalUpstream, inner: ProxyHooks) -> None:
+        self.external = external
+        self.inner = inner
+
+    def upstream_error(self, kind: str) -> None:
+        if kind == "connect":
+            self.external.connect_failed()
+        self.inner.upstream_error(kind)
+
+    def pool_changed(self, idle: int, in_use: int) -> None:
+        self.inner.pool_changed(idle, in_use)
+
+    def websocket_opened(self) -> None:
+        self.inner.websocket_opened()
+
+    def websocket_message(self, direction: str, size: int) -> None:
+        self.inner.websocket_message(direction, size)
+
+    def websocket_closed(self, code: int, duration_s: float) -> None:
+        self.inner.websocket_closed(code, duration_s)
 
 
 def _gateway(
@@ -146,12 +187,14 @@ def _gateway(
     metrics: GatewayMetrics | None,
     *,
     status: UpstreamViewSource,
+    external: ExternalUpstream | None,
     generation: Callable[[], int],
 ) -> Gateway:
     return build_gateway(
         target.app if target.app is not None else target.api,
         settings,
         upstream_status=status,
+        upstream_refresh=external.refresh if external is not None else None,
         proxy=proxy,
         internal={settings.metrics_path: metrics.endpoint()} if metrics is not None else None,
         observer=AccessObserver(metrics, generation=generation),

@@ -24,6 +24,10 @@ def settings_from_json(text: str) -> Settings:
     return Settings(**json.loads(text))
 
 
-def handoff_environment(settings: Settings, state_file: Path) -> dict[str, str]:
-    """What a worker needs besides its sockets: the settings of this run and where Streamlit's state is."""
-    return {SETTINGS_ENV: settings_to_json(settings), STATE_FILE_ENV: str(state_file)}
+def handoff_environment(settings: Settings, state_file: Path | None) -> dict[str, str]:
+    """What a worker needs besides its sockets: the settings of this run and where Streamlit's state is (none
+    when the run fronts an external Streamlit)."""
+    env = {SETTINGS_ENV: settings_to_json(settings)}
+    if state_file is not None:
+        env[STATE_FILE_ENV] = str(state_file)
+    return env

@@ -21,7 +21,8 @@ UpstreamSource = Literal["file", "env", "none"]
 
 # States whose port no longer answers: a file left in one of these is stale.
 _DEAD_STATES = frozenset({"stopped", "failed"})
-_LEGACY_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}/?$")
+# The reference's plain format: a URL alone (it writes `http://127.0.0.1:<port>`), optionally with a path.
+_LEGACY_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}(/[^\s?#]*)?$")
 _MAX_FILE_BYTES = 64 * 1024
 
 
@@ -76,25 +77,46 @@ def parse_upstream_text(text: str) -> ParsedUpstream:
     return ParsedUpstream(url=state.url, child_pid=state.pid)
 
 
-def read_upstream(file_path: str | None, env_url: str | None) -> tuple[str | None, UpstreamSource]:
-    """Resolve the upstream URL: a present, valid, live state file wins; otherwise `env_url`; else none."""
+@dataclass(frozen=True)
+class ResolvedUpstream:
+    """Where the upstream is, which source said so, and (when the file was passed over) why."""
+
+    url: str | None
+    source: UpstreamSource
+    file_problem: str = ""
+
+
+def resolve_upstream(file_path: str | None, env_url: str | None) -> ResolvedUpstream:
+    """The seed's precedence, without logging: a set file that names a live upstream wins; otherwise `env_url`.
+
+    A file passed over (missing, empty, unreadable, not a URL, or stale: its own state says stopped or failed, or
+    its child pid is gone) leaves `file_problem` set. Trailing slashes are stripped from either URL.
+    """
+    problem = ""
     if file_path:
         parsed = _read_file(file_path)
         if parsed.url is not None and parsed.child_pid is not None and not _pid_alive(parsed.child_pid):
             parsed = ParsedUpstream(url=None, problem=f"its child pid {parsed.child_pid} is gone (stale file)")
         if parsed.url is not None:
-            return parsed.url, "file"
-        fallback = "falling back to the environment URL" if env_url else "and no environment URL is set"
+            return ResolvedUpstream(parsed.url.rstrip("/"), "file")
+        problem = parsed.problem
+    env = (env_url or "").strip().rstrip("/")
+    return ResolvedUpstream(env or None, "env" if env else "none", problem)
+
+
+def read_upstream(file_path: str | None, env_url: str | None) -> tuple[str | None, UpstreamSource]:
+    """`resolve_upstream`, with a warning when the file is passed over."""
+    resolved = resolve_upstream(file_path, env_url)
+    if resolved.file_problem:
+        fallback = "falling back to the environment URL" if resolved.url else "and no environment URL is set"
         logger.warning(
             "upstream state file %s is unusable: %s; %s",
             file_path,
-            parsed.problem,
+            resolved.file_problem,
             fallback,
-            extra={"state_file": file_path, "problem": parsed.problem},
+            extra={"state_file": file_path, "problem": resolved.file_problem},
         )
-    if env_url:
-        return env_url, "env"
-    return None, "none"
+    return resolved.url, resolved.source
 
 
 def state_file_base_dir() -> Path:

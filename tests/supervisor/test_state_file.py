@@ -64,7 +64,8 @@ def test_a_symlink_planted_at_the_path_is_replaced_not_followed(tmp_path: Path) 
         ("", None),
         ("   \n", None),
         ("not a url at all", None),
-        ("http://127.0.0.1:8501/some/path", None),
+        ("http://127.0.0.1:8501/some/path/", "http://127.0.0.1:8501/some/path"),
+        ("http://127.0.0.1:8501/a b", None),
         ('{"state": "stopped", "port": 8501}', None),
         ('{"state": "failed", "port": 8501}', None),
         ('{"state": "starting"}', None),
@@ -104,6 +105,11 @@ def test_read_upstream_precedence(
 def test_read_upstream_without_a_file_path_uses_the_environment() -> None:
     assert read_upstream(None, ENV_URL) == (ENV_URL, "env")
     assert read_upstream("", None) == (None, "none")
+
+
+def test_read_upstream_strips_the_trailing_slash_of_the_environment_url() -> None:
+    assert read_upstream(None, "http://127.0.0.1:9000/st/") == ("http://127.0.0.1:9000/st", "env")
+    assert read_upstream(None, " ") == (None, "none")
 
 
 def test_a_file_naming_a_dead_child_is_stale(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

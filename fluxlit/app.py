@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
+from fluxlit.asgi_types import ASGIApp, Receive, Scope, Send
 from fluxlit.config.settings import Settings
 from fluxlit.deep_links import PublicUrls
 from fluxlit.health import add_health_routes
@@ -50,6 +52,16 @@ class FluxLit:
         # Whether app.urls may build links from X-Forwarded-Proto/-Host (only behind a proxy that sets them).
         self.trust_proxy = trust_proxy
         self._urls: PublicUrls | None = None
+        self._asgi: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The unified ASGI app (``uvicorn app:app``): the gateway, with the Streamlit child run by its lifespan."""
+        if self._asgi is None:
+            # By name, on first call: the runtime sits layers above the app (it composes it with the gateway), and
+            # importing `fluxlit` must stay light for `fluxlit serve`, which starts Streamlit before these imports.
+            unified = importlib.import_module("fluxlit.runtime.unified")
+            self._asgi = unified.unified_app(self)
+        await self._asgi(scope, receive, send)
 
     def page(
         self,

@@ -46,7 +46,8 @@ def no_upstream() -> UpstreamView:
 
 def view_of_state(state: UpstreamState, stopping: bool) -> UpstreamView:
     """The supervisor's snapshot of the child (`UpstreamState`) as the gateway and proxy read it."""
-    restarting = state.state in ("restarting", "starting") and state.generation > 1
+    # A generation that died is being restarted (1012: browsers reconnect); the first one starting is not.
+    restarting = state.state == "restarting" or (state.state == "starting" and state.generation > 1)
     return UpstreamView(
         state="stopping" if stopping else state.state,
         detail=state.detail,

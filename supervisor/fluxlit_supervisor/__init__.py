@@ -22,6 +22,8 @@ _LAZY = {
     "RestartPolicy": "fluxlit_supervisor.policy",
     "RunSpec": "fluxlit_supervisor.runner",
     "ServeConfig": "fluxlit_supervisor.serve",
+    "Sidecar": "fluxlit_supervisor.sidecar",
+    "SidecarStartError": "fluxlit_supervisor.sidecar",
     "SpawnOptions": "fluxlit_supervisor.process",
     "StateHub": "fluxlit_supervisor.state",
     "StateName": "fluxlit_supervisor.state",
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from fluxlit_supervisor.process_exit import exit_process
     from fluxlit_supervisor.runner import RunSpec, run, run_supervised
     from fluxlit_supervisor.serve import ASGIApp, ServeConfig
+    from fluxlit_supervisor.sidecar import Sidecar, SidecarStartError
     from fluxlit_supervisor.state import StateHub, StateName, SupervisorControl, UpstreamState
     from fluxlit_supervisor.state_file import default_state_file_path, read_upstream, write_state_file
     from fluxlit_supervisor.websocket.memory_budget import MemoryBudget, memory_limit_bytes
@@ -83,6 +86,8 @@ __all__ = [
     "RestartPolicy",
     "RunSpec",
     "ServeConfig",
+    "Sidecar",
+    "SidecarStartError",
     "SpawnOptions",
     "StateHub",
     "StateName",

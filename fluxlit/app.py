@@ -25,6 +25,9 @@ class FluxLit:
 
     ``app.api`` answers ``/healthz`` and ``/readyz`` (outside its OpenAPI schema) unless the user routes them.
 
+    The instance is an ASGI app too: ``uvicorn app:app`` serves the gateway, and the server's lifespan starts the
+    supervised Streamlit child (docs/architecture.md, "Unified ASGI: `uvicorn app:app`").
+
     ``settings`` given here are the app's own defaults; ``fluxlit.toml``, ``FLUXLIT_*`` env vars and CLI flags
     still override them when the app is served.
     """

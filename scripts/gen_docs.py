@@ -194,6 +194,8 @@ API_NAMES = (
     "fluxlit.deep_links.match_nav_page",
     "fluxlit.deep_links.query_params",
     "fluxlit.gateway.router.build_gateway",
+    "fluxlit.runtime.create_unified_app",
+    "fluxlit.runtime.create_gateway_app",
 )
 
 

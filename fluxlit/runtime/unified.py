@@ -35,12 +35,15 @@ APP_ENV = "FLUXLIT_APP"
 
 
 def create_unified_app() -> UnifiedApp:
-    """The app named by FLUXLIT_APP as a unified ASGI app (a factory: `uvicorn --factory fluxlit.runtime:...`)."""
+    """The app named by FLUXLIT_APP as a unified ASGI app, for `uvicorn --factory fluxlit.runtime:create_unified_app`.
+
+    Raises RuntimeError when FLUXLIT_APP is unset."""
     return UnifiedApp(_target_from_env("create_unified_app"), sidecar=True)
 
 
 def create_gateway_app() -> UnifiedApp:
-    """The gateway of the app named by FLUXLIT_APP, starting no child: it fronts FLUXLIT_STREAMLIT_UPSTREAM."""
+    """The gateway of the app named by FLUXLIT_APP, starting no child: it fronts FLUXLIT_STREAMLIT_UPSTREAM (or its
+    file), and answers 503 for pages without one. Raises RuntimeError when FLUXLIT_APP is unset."""
     return UnifiedApp(_target_from_env("create_gateway_app"), sidecar=False)
 
 

@@ -114,3 +114,28 @@ def test_an_import_for_type_checking_only_is_no_cycle(tmp_path: Path) -> None:
     write_package(tmp_path, {"a": "from pkg import b\n", "b": guarded})
     assert runtime_imports(tmp_path, "pkg")["pkg.b"] == set()
     assert find_cycle(runtime_imports(tmp_path, "pkg")) == []
+
+
+# Imports by name (importlib) are invisible to import-linter and to the cycle check above; each must be listed here
+# with its reason. `FluxLit.__call__` is the one upward edge: `uvicorn app:app` loads only the user's module, so the
+# app must reach the runtime that composes it with the gateway, and only when it is called as an ASGI app.
+BY_NAME_IMPORTS = {
+    ("fluxlit/app.py", "fluxlit.runtime.unified"),  # the unified ASGI app, on the first ASGI call
+    ("fluxlit/auth/__init__.py", "fluxlit.auth.jwt_bearer"),  # PyJWT (the auth extra) only when JWTBearer is used
+}
+
+
+def test_every_import_by_name_of_our_own_modules_is_listed_with_its_reason() -> None:
+    found = set()
+    for package in ("fluxlit", "supervisor", "proxy"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Call)
+                    and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                    and str(node.args[0].value).startswith("fluxlit")
+                ):
+                    found.add((str(path.relative_to(ROOT)), str(node.args[0].value)))
+    assert found == BY_NAME_IMPORTS

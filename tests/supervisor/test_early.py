@@ -59,8 +59,18 @@ def test_runs_in_its_own_session_with_stdin_from_dev_null_on_a_free_port(early_c
     assert os.getsid(child.pid) == child.pid
     assert os.readlink(f"/proc/{child.pid}/fd/0") == "/dev/null"
     assert child.argv[-1] == str(child.port)
-    environ = Path(f"/proc/{child.pid}/environ").read_bytes().split(b"\0")
-    assert b"EARLY_TEST=1" in environ
+    assert b"EARLY_TEST=1" in environ_of(child.pid)
+
+
+def environ_of(pid: int) -> list[bytes]:
+    """/proc/PID/environ once the exec has set it up: Popen returns when the exec closed its error pipe, which the
+    kernel does before it lays out the new environment, so a read in between finds it empty (seen under load)."""
+    deadline = time.monotonic() + 5
+    while True:
+        data = Path(f"/proc/{pid}/environ").read_bytes()
+        if data or time.monotonic() > deadline:
+            return data.split(b"\0")
+        time.sleep(0.01)
 
 
 def test_matches_only_the_same_command_environment_directory_and_host(early_children: list[Any]) -> None:

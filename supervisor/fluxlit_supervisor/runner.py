@@ -40,7 +40,7 @@ from fluxlit_supervisor.serve import (
 )
 from fluxlit_supervisor.shutdown import ChildTask, ServerTask, Shutdown
 from fluxlit_supervisor.state import StateHub, UpstreamState
-from fluxlit_supervisor.state_file import remove_state_file, write_state_file
+from fluxlit_supervisor.state_file import publish_state, remove_state_file
 
 if TYPE_CHECKING:
     from fluxlit_supervisor.early import PrestartedChild
@@ -344,15 +344,5 @@ class _SupervisedRun:
         )
 
     def _publish(self, state: UpstreamState) -> None:
-        self._hub.publish(state)
-        if self._state_file is not None:
-            try:
-                write_state_file(self._state_file, state)
-            except OSError as exc:
-                logger.warning(
-                    "cannot write the state file %s: %s",
-                    self._state_file,
-                    exc,
-                    extra={"state_file": str(self._state_file)},
-                )
+        publish_state(self._hub, self._state_file, state)
         sd_notify("STATUS=" + status_text(state.state, state.generation, state.pid, state.port, state.detail))

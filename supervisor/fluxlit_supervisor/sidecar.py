@@ -21,7 +21,7 @@ from fluxlit_supervisor.output import OutputCallback, log_child_output
 from fluxlit_supervisor.policy import RestartPolicy
 from fluxlit_supervisor.reaper import ManagedPids
 from fluxlit_supervisor.state import StateHub, UpstreamState
-from fluxlit_supervisor.state_file import remove_state_file, write_state_file
+from fluxlit_supervisor.state_file import publish_state, remove_state_file
 
 logger = logging.getLogger("supervisor")
 
@@ -105,9 +105,4 @@ class Sidecar:
             self._done.set()
 
     def _publish(self, state: UpstreamState) -> None:
-        self._hub.publish(state)
-        if self._state_file is not None:
-            try:
-                write_state_file(self._state_file, state)
-            except OSError as exc:
-                logger.warning("cannot write the state file %s: %s", self._state_file, exc)
+        publish_state(self._hub, self._state_file, state)

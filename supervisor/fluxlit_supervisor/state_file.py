@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from fluxlit_supervisor.state import UpstreamState
+from fluxlit_supervisor.state import StateHub, UpstreamState
 
 logger = logging.getLogger("supervisor")
 
@@ -24,6 +24,18 @@ _DEAD_STATES = frozenset({"stopped", "failed"})
 # The reference's plain format: a URL alone (it writes `http://127.0.0.1:<port>`), optionally with a path.
 _LEGACY_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}(/[^\s?#]*)?$")
 _MAX_FILE_BYTES = 64 * 1024
+
+
+def publish_state(hub: StateHub, path: Path | None, state: UpstreamState) -> None:
+    """Hand `state` to the hub's readers and to the state file when there is one. A failed write is a warning, not
+    a stop: the run goes on, and only processes that read the file fall behind."""
+    hub.publish(state)
+    if path is None:
+        return
+    try:
+        write_state_file(path, state)
+    except OSError as exc:
+        logger.warning("cannot write the state file %s: %s", path, exc, extra={"state_file": str(path)})
 
 
 def write_state_file(path: Path, state: UpstreamState) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from fluxlit_supervisor import UpstreamState, default_state_file_path, read_upstream, write_state_file
-from fluxlit_supervisor.state_file import _ensure_private_dir, parse_upstream_text
+from fluxlit_supervisor.state import StateHub
+from fluxlit_supervisor.state_file import _ensure_private_dir, parse_upstream_text, publish_state
 
 LIVE = UpstreamState(state="ready", host="127.0.0.1", port=8501, pid=os.getpid(), generation=1)
 ENV_URL = "http://127.0.0.1:9999"
@@ -178,3 +179,16 @@ def test_a_state_file_naming_pid_0_counts_as_stale(tmp_path: Path) -> None:
     state = tmp_path / "upstream.json"
     state.write_text(UpstreamState(state="ready", port=8501, pid=0).to_json())
     assert read_upstream(str(state), None) == (None, "none")
+
+
+def test_a_state_file_that_cannot_be_written_is_a_warning_and_the_hub_still_hears(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = StateHub()
+    state = UpstreamState("ready", host="127.0.0.1", port=8501, pid=1, generation=1)
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where a folder should be")
+    with caplog.at_level(logging.WARNING, logger="supervisor"):
+        publish_state(hub, blocked / "state.json", state)
+    assert hub.current == state
+    assert f"cannot write the state file {blocked / 'state.json'}" in caplog.text

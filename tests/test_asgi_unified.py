@@ -32,6 +32,7 @@ from fluxlit.runtime.unified import (
     unified_app,
 )
 from fluxlit.targets import LoadedTarget
+from tests._live import pid_alive
 
 pytestmark = pytest.mark.anyio
 
@@ -108,14 +109,6 @@ async def served(app: Any) -> AsyncGenerator[httpx.AsyncClient]:
         assert reply["type"] == "lifespan.shutdown.complete", reply
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 async def wait_for_state(hub: StateHub, name: str) -> None:
     reached = anyio.Event()
 
@@ -140,12 +133,12 @@ async def test_lifespan_starts_the_child_runs_the_inner_lifespan_and_stops_the_c
         assert current.pid is not None
         pid = current.pid
         assert app.api.state.events == ["startup"]
-        assert not gone(pid)
+        assert pid_alive(pid)
         proxied = await client.get("/")
         assert proxied.status_code == 200
         assert proxied.text == "child ok\n"
     assert app.api.state.events == ["startup", "shutdown"]
-    assert gone(pid)
+    assert not pid_alive(pid)
     assert asgi.hub.current.state == "stopped"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._live import LiveServer
+from tests._live import LiveServer, pid_alive
 
 pytestmark = pytest.mark.slow
 
@@ -46,14 +46,6 @@ def asgi_server(tmp_path: Path, server: str, *extra: str) -> LiveServer:
     return live
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def streamlit_processes_in(directory: Path) -> list[int]:
     """Streamlit servers running in `directory` (the child runs in its own session, so not the server's)."""
     found = []
@@ -84,15 +76,15 @@ def test_an_asgi_server_serves_the_app_and_its_lifespan_runs_and_stops_the_strea
         assert page.status_code == 200
         assert "<html" in page.text.lower()
         pid = live.child_pid()
-        assert alive(pid)
+        assert pid_alive(pid)
         # uvicorn (0.29+) re-raises the SIGTERM it handled once it has shut down; hypercorn exits 0.
         assert live.stop() == (-signal.SIGTERM if server == "uvicorn" else 0)
         if server == "uvicorn":
             assert "Application shutdown complete." in live.log()
         deadline = time.monotonic() + 10
-        while alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not alive(pid)
+        assert not pid_alive(pid)
         assert not live.state_file.exists()
 
 
@@ -105,4 +97,4 @@ def test_uvicorn_workers_share_one_streamlit_child(tmp_path: Path) -> None:
         assert streamlit_processes_in(tmp_path) == [live.child_pid()]
         pid = live.child_pid()
         live.stop()
-        assert not alive(pid)
+        assert not pid_alive(pid)

@@ -12,15 +12,9 @@ import anyio
 import pytest
 from fluxlit_supervisor import ChildSpec, ExitCode, RestartPolicy, Sidecar, SidecarStartError, StateHub
 
+from tests._live import pid_alive
+
 pytestmark = pytest.mark.anyio
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 async def test_start_returns_once_the_child_is_ready_and_stop_ends_its_process_group(
@@ -36,7 +30,7 @@ async def test_start_returns_once_the_child_is_ready_and_stop_ends_its_process_g
         assert pid is not None
         assert f'"pid": {pid}' in await anyio.Path(state_file).read_text()
         await sidecar.stop()
-    assert gone(pid)
+    assert not pid_alive(pid)
     assert hub.current.state == "stopped"
     assert not await anyio.Path(state_file).exists()
     assert sidecar.exit_code is None  # cancelled by the stop, not ended by the policy

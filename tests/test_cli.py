@@ -18,6 +18,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from fluxlit.cli import main as cli_main
 from fluxlit.cli.main import main
 from fluxlit.config.settings import SETTING_SPECS
 from tests._live import free_port
@@ -49,7 +50,12 @@ def test_command_help_names_env_vars_for_flags(runner: CliRunner, command: str) 
 
 @pytest.mark.parametrize("command", ["serve", "run", "workbench"])
 def test_every_setting_with_a_flag_is_an_option_of_its_commands_with_its_spelling_and_choices(command: str) -> None:
-    params = {param.name: param for param in main.commands[command].params if isinstance(param, click.Option)}
+    own = {"run": {"workbench"}}.get(command, set())  # run's one flag that is no setting: it picks the verb
+    params = {
+        param.name: param
+        for param in main.commands[command].params
+        if isinstance(param, click.Option) and param.name not in own
+    }
     flagged = {
         spec.name: (spec, spec.flag)
         for spec in SETTING_SPECS
@@ -242,7 +248,7 @@ def test_an_unexpected_error_at_start_up_exits_70_with_one_line_and_the_tracebac
 def test_run_is_serve_under_the_references_name_with_the_pidfile_flags() -> None:
     serve_flags = {p.name for p in main.commands["serve"].params}
     run_flags = {p.name for p in main.commands["run"].params}
-    assert run_flags - serve_flags == {"pidfile", "no_pidfile"}
+    assert run_flags - serve_flags == {"pidfile", "no_pidfile", "workbench"}
 
 
 def test_run_help_says_it_is_serves_reference_name(runner: CliRunner) -> None:
@@ -390,3 +396,18 @@ def test_every_fluxlit_variable_the_code_names_is_known_to_config_strict() -> No
             named |= set(re.findall(r"\bFLUXLIT_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_])", source.read_text()))
     assert "FLUXLIT_CHILD_LAYOUT" in named  # the scan sees the runtime's variables, not only the settings'
     assert sorted(named - KNOWN_ENV) == []
+
+
+def test_doctor_takes_fluxlit_013s_check_pages_flag(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(main, ["doctor", "--check-pages", "--warnings-only", "nosuchmodule_cp:app"])
+    assert result.exit_code == 0, result.output
+    assert "pages" in result.output
+
+
+def test_run_workbench_serves_as_the_workbench_verb(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr(cli_main, "workbench_command", lambda **values: served.append(values))
+    monkeypatch.setattr(cli_main, "_serve", lambda *a, **k: pytest.fail("run served without the workbench"))
+    result = runner.invoke(main, ["run", "--workbench", "--no-pidfile", "shop:app", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert [(v["target"], v["port"], v["no_pidfile"]) for v in served] == [("shop:app", 8123, True)]

@@ -263,3 +263,55 @@ def test_dev_rejects_a_bad_setting_with_its_exit_code(tmp_path: Path, monkeypatc
     assert result.exit_code == 2
     assert "fluxlit: error: " in result.output
     assert "'api/'" in result.output
+
+
+@pytest.mark.parametrize(("flags", "verb"), [(["--no-reload"], "run"), (["--no-reload", "--workbench"], "workbench")])
+def test_dev_without_reload_becomes_run_with_the_same_arguments(
+    flags: list[str], verb: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fluxlit 0.13: `dev` without --reload is `run`. The exec is replaced by a recorder that stops like exec would.
+    execs: list[list[str]] = []
+
+    def record(path: str, argv: list[str]) -> None:
+        execs.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(dev.os, "execv", record)
+    monkeypatch.setattr(dev.DevRunner, "run", lambda runner: pytest.fail("dev watched"))
+    result = CliRunner().invoke(
+        main, ["dev", *flags, "--pidfile", "x.pid", "--no-pidfile", "app:app", "--port", "8123"]
+    )
+    assert result.exit_code == 0, result.output
+    assert execs == [
+        [sys.executable, "-m", "fluxlit", verb, "app:app", "--port", "8123", "--pidfile", "x.pid", "--no-pidfile"]
+    ]
+
+
+@pytest.mark.usefixtures("restored_process_state")
+def test_dev_reload_scope_gateway_reloads_everything_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dev.DevRunner, "run", lambda runner: 0)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["dev", "--reload", "--reload-scope", "gateway", "--no-pidfile", "app:app"])
+    assert result.exit_code == 0, result.output
+    assert "reloads everything here" in result.output
+
+
+def test_dev_refuses_an_unknown_reload_scope_with_exit_2() -> None:
+    result = CliRunner().invoke(main, ["dev", "--reload-scope", "pages", "app:app"])
+    assert result.exit_code == 2
+    assert "'pages' is not one of 'full', 'gateway'" in result.output
+
+
+@pytest.mark.usefixtures("restored_process_state")
+@pytest.mark.parametrize(("flags", "trusts"), [([], True), (["--no-trust-proxy"], False)])
+def test_dev_workbench_trusts_the_proxy_unless_told_otherwise(
+    flags: list[str], trusts: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[dev.DevRunner] = []
+    monkeypatch.setattr(dev.DevRunner, "run", lambda runner: built.append(runner) or 0)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["dev", "--workbench", "--no-pidfile", "app:app", "--port", "8123", *flags])
+    assert result.exit_code == 0, result.output
+    assert ("--trust-proxy" in built[0].serve_argv) is trusts

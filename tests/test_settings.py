@@ -276,3 +276,35 @@ def test_an_unreadable_project_file_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "fluxlit.toml").symlink_to("/proc/self/mem")
     with pytest.raises(ConfigError, match=r"fluxlit\.toml cannot be read \(Input/output error\)"):
         load_settings(project_dir=tmp_path, env={})
+
+
+def test_fluxlit_013_project_file_keys_load_unchanged(tmp_path: Path) -> None:
+    (tmp_path / "fluxlit.toml").write_text(
+        'target = "shop:app"\ngateway_host = "0.0.0.0"\ngateway_port = 9000\ndebug = true\n'
+    )
+    resolved = load_settings(env={}, project_dir=tmp_path)
+    settings = resolved.settings
+    assert (settings.target, settings.host, settings.port, settings.log_level) == ("shop:app", "0.0.0.0", 9000, "debug")
+    assert resolved.sources["port"] == f"file:{tmp_path / 'fluxlit.toml'}"
+
+
+def test_a_key_and_its_fluxlit_013_alias_together_are_an_error(tmp_path: Path) -> None:
+    (tmp_path / "fluxlit.toml").write_text("port = 9000\ngateway_port = 9100\n")
+    with pytest.raises(ConfigError, match="gateway_port and port are the same setting: keep one"):
+        load_settings(env={}, project_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("cli", "env", "level"),
+    [
+        ({"debug": True}, {}, "debug"),
+        ({}, {"FLUXLIT_DEBUG": "1"}, "debug"),
+        ({"debug": True, "log_level": "warning"}, {}, "warning"),
+    ],
+)
+def test_debug_means_debug_logs_unless_a_level_is_given(
+    cli: dict[str, object], env: dict[str, str], level: str, tmp_path: Path
+) -> None:
+    resolved = load_settings(cli, env=env, project_dir=tmp_path)
+    assert resolved.settings.log_level == level
+    assert resolved.sources["log_level"] == ("cli" if "log_level" in cli else resolved.sources["debug"])

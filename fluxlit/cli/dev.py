@@ -165,6 +165,14 @@ def _exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def _run_without_reload(args: list[str], pidfile: str | None, no_pidfile: bool | None, *, workbench: bool) -> None:
+    """`dev --no-reload` is fluxlit 0.13's `run`: become that command, pidfile flags and all."""
+    verb = "workbench" if workbench else "run"
+    pidfile_args = (["--pidfile", pidfile] if pidfile else []) + (["--no-pidfile"] if no_pidfile else [])
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "fluxlit", verb, *args, *pidfile_args])
+
+
 def _concrete_port_args(settings: Any) -> list[str]:
     """Port 0 means any: choose one now so every restart serves on the same port."""
     if settings.binds or settings.port != 0:
@@ -190,6 +198,24 @@ def _concrete_port_args(settings: Any) -> list[str]:
     metavar="SECONDS",
     help="How often to check file modification times.",
 )
+# fluxlit 0.13's reload switches, so its Makefiles and scripts run unchanged.
+@click.option(
+    "--reload/--no-reload",
+    default=True,
+    show_default=True,
+    help="Restart on change; --no-reload runs 'fluxlit run' (no watching) with the same arguments.",
+)
+@click.option(
+    "--reload-scope",
+    type=click.Choice(("full", "gateway")),
+    default="full",
+    show_default=True,
+    help="What restarts on a change. FluxLit always restarts everything (API, gateway, Streamlit), so the API "
+    "and the pages never run different code; 'gateway' is accepted for fluxlit 0.13 and reloads everything too.",
+)
+@click.option(
+    "--workbench", is_flag=True, help="Serve as 'fluxlit workbench' does: --trust-proxy on, IDE proxy URLs printed."
+)
 # The watcher, not the serve it restarts, owns the pidfile: `fluxlit shutdown` must stop the watching too.
 @setting_option(SPECS_BY_NAME["pidfile"])
 @setting_option(SPECS_BY_NAME["no_pidfile"])
@@ -197,6 +223,9 @@ def _concrete_port_args(settings: Any) -> list[str]:
 def dev(
     watch_dirs: tuple[str, ...],
     poll_interval: float,
+    reload: bool,
+    reload_scope: str,
+    workbench: bool,
     pidfile: str | None,
     no_pidfile: bool | None,
     serve_args: tuple[str, ...],
@@ -209,6 +238,10 @@ def dev(
     Writes a pidfile for 'fluxlit shutdown', as 'fluxlit run' does.
     """
     args = list(serve_args)
+    if not reload:
+        _run_without_reload(args, pidfile, no_pidfile, workbench=workbench)
+    if reload_scope == "gateway":
+        _log("--reload-scope gateway reloads everything here: the API and the pages always run the same code")
     try:
         with serve.make_context("fluxlit dev", list(args)) as ctx:
             resolved = resolve({**ctx.params, "pidfile": pidfile, "no_pidfile": no_pidfile})
@@ -219,6 +252,8 @@ def dev(
         fail(error)
     settings = resolved.settings
     args += _concrete_port_args(settings)
+    if workbench and resolved.sources["trust_proxy"] != "cli":
+        args.append("--trust-proxy")
     runner = DevRunner(
         [sys.executable, "-m", "fluxlit", "serve", *args],
         watch_roots(settings.target, Path.cwd(), watch_dirs),

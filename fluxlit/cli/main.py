@@ -144,7 +144,8 @@ def serve(**cli_values: Any) -> None:
 
 @main.command(epilog=EPILOG)
 @settings_options_of("run")
-def run(**cli_values: Any) -> None:
+@click.option("--workbench", is_flag=True, help="Serve as 'fluxlit workbench' does (fluxlit 0.13's run --workbench).")
+def run(workbench: bool, **cli_values: Any) -> None:
     """Serve TARGET exactly as 'fluxlit serve' does, and write a pidfile for 'fluxlit shutdown'.
 
     'run' is the name fluxlit 0.13 gives this command (its docs, unit files and Kubernetes examples use it):
@@ -153,6 +154,10 @@ def run(**cli_values: Any) -> None:
     removed on exit; a stale one is replaced, and while the process it names runs, 'run' exits 2 instead.
     Containers, whose process manager stops the server, want --no-pidfile.
     """
+    if workbench:
+        signal.signal(signal.SIGTERM, _exit_on_early_signal)
+        workbench_command(**cli_values)
+        return
     _serve(cli_values, with_pidfile=True)
 
 

@@ -24,6 +24,7 @@ class SettingSpec:
     repeatable: bool = False
     aliases: tuple[str, ...] = ()  # other spellings of the flag, e.g. the reference's (fluxlit 0.13)
     commands: tuple[str, ...] = ()  # the commands taking the flag when not all do (the pidfile: run, dev, workbench)
+    file_aliases: tuple[str, ...] = ()  # other project-file keys, e.g. fluxlit 0.13's `gateway_port`
 
     @property
     def toml_key(self) -> str:

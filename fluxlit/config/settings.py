@@ -53,9 +53,16 @@ class Settings:
         "Interface to listen on (0.0.0.0 for all IPv4).",
         parse_str,
         metavar="HOST",
+        file_aliases=("gateway_host",),
     )
     port: int = setting_field(
-        8000, "FLUXLIT_GATEWAY_PORT", "--port", "Public port (0 picks a free one).", parse_port, metavar="PORT"
+        8000,
+        "FLUXLIT_GATEWAY_PORT",
+        "--port",
+        "Public port (0 picks a free one).",
+        parse_port,
+        metavar="PORT",
+        file_aliases=("gateway_port",),
     )
     binds: tuple[str, ...] = setting_field(
         (),
@@ -104,6 +111,13 @@ class Settings:
         "--log-format",
         "Log format: json, console, or auto (console on a TTY, else JSON).",
         Choice(("auto", "json", "console")),
+    )
+    debug: bool = setting_field(
+        False,
+        "FLUXLIT_DEBUG",
+        "--debug",
+        "Log at debug level unless a log level is given (fluxlit 0.13's switch; same as --log-level debug).",
+        parse_bool,
     )
     metrics: bool = setting_field(
         True,

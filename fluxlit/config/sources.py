@@ -82,6 +82,7 @@ def load_settings(
     """
     environ = os.environ if env is None else env
     project_path, table = find_project_file(project_dir or Path.cwd())
+    table = _canonical_keys(project_path, table)
     unknown = sorted(set(table) - set(SPECS_BY_NAME))
     if unknown:
         raise ConfigError(
@@ -106,8 +107,23 @@ def load_settings(
         else:
             values[spec.name] = getattr(DEFAULTS, spec.name)
             sources[spec.name] = "default"
+    if values["debug"] and sources["log_level"] == "default":
+        values["log_level"], sources["log_level"] = "debug", sources["debug"]
     settings = Settings(**values)
     return ResolvedSettings(settings, sources, str(project_path) if project_path else None)
+
+
+def _canonical_keys(project_path: Path | None, table: dict[str, Any]) -> dict[str, Any]:
+    """fluxlit 0.13's project-file keys (`gateway_port`) under our names, so its files load unchanged."""
+    canonical = dict(table)
+    for spec in SETTING_SPECS:
+        for alias in spec.file_aliases:
+            if alias not in canonical:
+                continue
+            if spec.name in canonical:
+                raise ConfigError(f"{project_path}: {alias} and {spec.name} are the same setting: keep one")
+            canonical[spec.name] = canonical.pop(alias)
+    return canonical
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:

@@ -151,6 +151,11 @@ def render_json(
     "'verbose' key).",
 )
 @click.option(
+    "--check-pages",
+    is_flag=True,
+    help="Accepted for fluxlit 0.13: the pages are always checked (clashing paths or slugs, hidden paths).",
+)
+@click.option(
     "--url",
     default=None,
     metavar="URL",
@@ -171,6 +176,7 @@ def doctor(
     strict: bool,
     warnings_only: bool,
     verbose: bool,
+    check_pages: bool,
     url: str | None,
     lb_idle_timeout: float | None,
 ) -> None:

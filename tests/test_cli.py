@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from fluxlit.cli import main as cli_main
 from fluxlit.cli.main import main
+from fluxlit.cli.support import resolve
 from fluxlit.config.settings import SETTING_SPECS
 from tests._live import free_port
 
@@ -411,3 +412,24 @@ def test_run_workbench_serves_as_the_workbench_verb(runner: CliRunner, monkeypat
     result = runner.invoke(main, ["run", "--workbench", "--no-pidfile", "shop:app", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert [(v["target"], v["port"], v["no_pidfile"]) for v in served] == [("shop:app", 8123, True)]
+
+
+def test_the_reference_kubernetes_command_line_runs_unchanged(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fluxlit 0.13's examples/kubernetes/deployment.yaml, verbatim; the server itself is stood in for (no 0.0.0.0
+    # bind in tests): what must hold is that every flag parses and means what it meant there.
+    seen: list[Any] = []
+    monkeypatch.setattr(
+        cli_main, "_serve", lambda values, with_pidfile: seen.append((resolve(values).settings, with_pidfile))
+    )
+    result = runner.invoke(main, ["run", "app:app", "--host", "0.0.0.0", "--port", "8000", "--no-pidfile"])
+    assert result.exit_code == 0, result.output
+    ((settings, with_pidfile),) = seen
+    assert (settings.target, settings.host, settings.port, settings.no_pidfile, with_pidfile) == (
+        "app:app",
+        "0.0.0.0",
+        8000,
+        True,
+        True,
+    )

@@ -1,5 +1,6 @@
-"""`hypercorn app:app` and `uvicorn app:app` for real, over 127.0.0.1, with a real Streamlit child: the gateway
-answers, the lifespan starts the child, SIGTERM stops it by PID; with `--workers 2`, the workers share one child."""
+"""`hypercorn app:app`, `uvicorn app:app` and gunicorn with uvicorn workers for real, over 127.0.0.1, with a real
+Streamlit child: the gateway answers, the lifespan starts the child, SIGTERM stops it by PID; with `--workers 2`,
+the workers share one child."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ def asgi_server(tmp_path: Path, server: str, *extra: str) -> LiveServer:
     live.env.pop("FLUXLIT_APP", None)
     if server == "hypercorn":
         live.argv = [sys.executable, "-m", "hypercorn", "app:app", "--bind", f"127.0.0.1:{live.port}", *extra]
+    elif server == "gunicorn":
+        live.argv = [sys.executable, "-m", "gunicorn", "-k", "uvicorn.workers.UvicornWorker", "app:app"]
+        live.argv += ["--bind", f"127.0.0.1:{live.port}", *extra]
     else:
         live.argv = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(live.port)]
         live.argv += list(extra)
@@ -98,3 +102,21 @@ def test_uvicorn_workers_share_one_streamlit_child(tmp_path: Path) -> None:
         pid = live.child_pid()
         live.stop()
         assert not pid_alive(pid)
+
+
+def test_gunicorn_with_uvicorn_workers_serves_the_app_from_one_streamlit_child_and_stops_it(tmp_path: Path) -> None:
+    live = asgi_server(tmp_path, "gunicorn", "--workers", "2")
+    with live.started():
+        live.wait_ready()
+        for _ in range(20):  # requests land on both workers: each one serves the API and proxies to the same child
+            assert live.get("/api/hello").json() == {"hello": "unified"}
+            assert live.get("/_stcore/health").text == "ok"
+        assert live.get("/").status_code == 200
+        pid = live.child_pid()
+        assert streamlit_processes_in(tmp_path) == [pid]
+        live.stop()
+        deadline = time.monotonic() + 10
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(pid)
+        assert not live.state_file.exists()

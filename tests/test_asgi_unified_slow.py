@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._live import LiveServer, pid_alive
+from tests._live import LiveServer, pid_alive, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -115,8 +115,5 @@ def test_gunicorn_with_uvicorn_workers_serves_the_app_from_one_streamlit_child_a
         pid = live.child_pid()
         assert streamlit_processes_in(tmp_path) == [pid]
         live.stop()
-        deadline = time.monotonic() + 10
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not pid_alive(pid)
+        wait_for(lambda: not pid_alive(pid), 10, f"the Streamlit child {pid} to exit")
         assert not live.state_file.exists()

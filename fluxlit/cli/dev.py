@@ -214,7 +214,9 @@ def _concrete_port_args(settings: Any) -> list[str]:
     "and the pages never run different code; 'gateway' is accepted for fluxlit 0.13 and reloads everything too.",
 )
 @click.option(
-    "--workbench", is_flag=True, help="Serve as 'fluxlit workbench' does: --trust-proxy on, IDE proxy URLs printed."
+    "--workbench",
+    is_flag=True,
+    help="Turn --trust-proxy on, as 'fluxlit workbench' does (unless a trust flag is given).",
 )
 # The watcher, not the serve it restarts, owns the pidfile: `fluxlit shutdown` must stop the watching too.
 @setting_option(SPECS_BY_NAME["pidfile"])

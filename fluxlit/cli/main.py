@@ -155,8 +155,7 @@ def run(workbench: bool, **cli_values: Any) -> None:
     Containers, whose process manager stops the server, want --no-pidfile.
     """
     if workbench:
-        signal.signal(signal.SIGTERM, _exit_on_early_signal)
-        workbench_command(**cli_values)
+        click.get_current_context().invoke(workbench_verb, **cli_values)
         return
     _serve(cli_values, with_pidfile=True)
 
@@ -185,9 +184,9 @@ def _serve(cli_values: dict[str, Any], *, with_pidfile: bool) -> None:
         fail(error)
 
 
-@main.command(epilog=EPILOG)
+@main.command("workbench", epilog=EPILOG)
 @settings_options_of("workbench")
-def workbench(**cli_values: Any) -> None:
+def workbench_verb(**cli_values: Any) -> None:
     """Serve TARGET behind an IDE's port forwarding (Posit Workbench, VS Code, JupyterHub).
 
     Same as 'fluxlit serve' with --trust-proxy on, so links follow the proxy's X-Forwarded-* headers

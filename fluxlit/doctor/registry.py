@@ -153,6 +153,7 @@ def render_json(
 @click.option(
     "--check-pages",
     is_flag=True,
+    expose_value=False,
     help="Accepted for fluxlit 0.13: the pages are always checked (clashing paths or slugs, hidden paths).",
 )
 @click.option(
@@ -176,7 +177,6 @@ def doctor(
     strict: bool,
     warnings_only: bool,
     verbose: bool,
-    check_pages: bool,
     url: str | None,
     lb_idle_timeout: float | None,
 ) -> None:
